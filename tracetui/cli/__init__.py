@@ -1,0 +1,26 @@
+"""The `tracetui` command line: a thin layer that builds core objects and prints what they say."""
+
+from __future__ import annotations
+
+import click
+
+from tracetui import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="tracetui")
+def main() -> None:
+    """tracetui: watch, check and summarise trace events (JSON lines) from your app.
+
+    Apps write events when DOPEJAR_TRACE=1 is set; tracetui reads them from files, sockets or stdin.
+    """
+
+
+def _register() -> None:
+    from tracetui.cli import stats, tree
+
+    main.add_command(tree.tree)
+    main.add_command(stats.stats)
+
+
+_register()

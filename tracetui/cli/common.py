@@ -1,0 +1,155 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import click
+
+from tracetui.load import load_paths
+from tracetui.model import Rejected
+from tracetui.query import Filter
+from tracetui.store import TraceStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filter_options(func: F) -> F:
+    """The span filters every command that shows spans accepts."""
+    options = [
+        click.option(
+            "--layer",
+            "--hrm",
+            "layers",
+            multiple=True,
+            metavar="LAYER",
+            help="Only this HRM layer (repeatable; aliases such as alt, foc accepted).",
+        ),
+        click.option(
+            "--status",
+            "statuses",
+            multiple=True,
+            metavar="STATUS",
+            help="Only this status: success, error, blocked (repeatable).",
+        ),
+        click.option(
+            "--agent", "agents", multiple=True, metavar="NAME", help="Only this agent (repeatable)."
+        ),
+        click.option(
+            "--label",
+            "labels",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Only spans whose agent has this label (repeatable; same key = either value).",
+        ),
+        click.option(
+            "--grep",
+            "text",
+            default="",
+            metavar="TEXT",
+            help="Only spans whose operation, component or summaries contain TEXT.",
+        ),
+        click.option("--regex", is_flag=True, help="Treat --grep TEXT as a regular expression."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_filter(
+    layers: Iterable[str],
+    statuses: Iterable[str],
+    agents: Iterable[str],
+    labels: Iterable[str],
+    text: str,
+    regex: bool,
+) -> Filter:
+    """Build a Filter from the options, with usage errors in the user's words."""
+    for label in labels:
+        if "=" not in label:
+            raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
+    if regex:
+        import re
+
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise click.BadParameter(f"{text!r}: {exc}", param_hint="--grep") from None
+    return Filter.make(layers, statuses, agents, labels, text, regex)
+
+
+class BadLineReport:
+    """Prints each bad line once on stderr as `FILE:LINE: reason: preview`, and the total."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.count = 0
+        self.quiet = quiet
+
+    def __call__(self, origin: str, rej: Rejected) -> None:
+        self.count += 1
+        if not self.quiet:
+            preview = f": {rej.preview}" if rej.preview else ""
+            click.echo(f"{origin}:{rej.line_no}: {rej.reason}{preview}", err=True)
+
+    def summary(self) -> None:
+        """The total, when there were any."""
+        if self.count:
+            noun = "line" if self.count == 1 else "lines"
+            click.echo(f"tracetui: {self.count:,} bad {noun} skipped", err=True)
+
+
+def load_or_fail(
+    paths: tuple[str, ...], report: BadLineReport, max_events: int | None
+) -> TraceStore:
+    """Load files into a new store; an unreadable file is a clear usage error (exit 2)."""
+    store = TraceStore(max_events=max_events)
+    try:
+        load_paths(store, list(paths), report)
+    except OSError as exc:
+        raise click.FileError(exc.filename or "?", hint=exc.strerror or str(exc)) from None
+    return store
+
+
+def common_load_options(func: F) -> F:
+    """--strict, --quiet-bad-lines and --max-events."""
+    func = click.option(
+        "--max-events",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Keep at most N events, evicting the oldest whole trees.",
+    )(func)
+    func = click.option("--strict", is_flag=True, help="Exit with status 1 when any line was bad.")(
+        func
+    )
+    return func
+
+
+def write_out(chunks: Iterable[str | bytes]) -> None:
+    """Write output, buffered; a closed pipe (`| head`) ends quietly."""
+    out = sys.stdout.buffer
+    try:
+        buf: list[bytes] = []
+        size = 0
+        for piece in chunks:
+            data = piece.encode("utf-8", "surrogateescape") if isinstance(piece, str) else piece
+            buf.append(data)
+            size += len(data)
+            if size > 1 << 16:
+                out.write(b"".join(buf))
+                buf.clear()
+                size = 0
+        out.write(b"".join(buf))
+        out.flush()
+    except BrokenPipeError:
+        _silence_broken_pipe()
+
+
+def _silence_broken_pipe() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)

@@ -1,0 +1,227 @@
+"""The one label formatter: text output, TUI rows and snapshots all describe a span with it.
+
+`describe(span)` returns the parts of a row (tag, operation, summaries, status, duration, hint,
+markers), each already sanitized; `console_line` joins them the way `tracetui tree` prints:
+
+    [alt] transition: L3→L2 → success (5ms)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+import msgspec
+
+from tracetui.model import CYCLE, DUPLICATE, SCHEMA, Span, layer_short
+from tracetui.query import Selection
+from tracetui.sanitize import sanitize
+from tracetui.store import TraceStore
+
+SUMMARY_LIMIT: Final = 120
+STATUS_GLYPH: Final = {"success": "✓", "error": "✗", "blocked": "⊘"}
+MAX_INDENT: Final = 40
+"""Deeper levels are drawn with a depth marker instead of ever-wider indentation."""
+
+
+class Label(msgspec.Struct):
+    """The parts of a span's row, sanitized; empty strings for parts that do not apply."""
+
+    tag: str
+    operation: str
+    input: str
+    output: str
+    status: str
+    glyph: str
+    duration: str
+    hint: str
+    markers: list[str]
+
+
+def clip(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """Sanitize and shorten to `limit` characters (with an ellipsis)."""
+    text = sanitize(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_duration(ms: float | None) -> str:
+    """`5ms`, `0.42ms`, `12.5ms`, `230ms`, `1.25s`."""
+    if ms is None:
+        return ""
+    if ms < 1:
+        return f"{ms:.2f}ms"
+    if ms < 10:
+        return f"{ms:.1f}".removesuffix(".0") + "ms"
+    if ms < 1000:
+        return f"{ms:.0f}ms"
+    return f"{ms / 1000:.2f}s"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode("utf-8", "replace")
+
+
+def metadata_hint(meta: dict[str, Any], status: str | None) -> str:
+    """A short hint for the few metadata keys worth seeing at a glance."""
+    for key in ("tokens_saved", "saved_tokens"):
+        value = meta.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"saved {value:g} tokens"
+    if status == "error":
+        for key in ("error", "error_message", "exception"):
+            if meta.get(key):
+                return clip(_text(meta[key]), 60)
+    if status == "blocked":
+        for key in ("blocked_by", "gate", "reason"):
+            if meta.get(key):
+                return clip(_text(meta[key]), 60)
+    return ""
+
+
+def describe(span: Span, store: TraceStore | None = None) -> Label:
+    """The row parts for one span."""
+    fields = span.fields()
+    meta = fields.get("metadata")
+    markers: list[str] = []
+    if span.flags & DUPLICATE:
+        markers.append("duplicate id")
+    if span.flags & CYCLE:
+        markers.append("parent cycle")
+    if span.flags & SCHEMA:
+        markers.append("schema: " + "; ".join(clip(i, 80) for i in span.issues))
+    if store is not None and store.parent_missing(span) and not store.is_cut(span):
+        markers.append(f"parent {clip(span.parent_id or '', 60)} missing")
+    status = span.status or ""
+    return Label(
+        tag=clip(layer_short(span.layer), 12),
+        operation=clip(span.short_operation, 60),
+        input=clip(_text(fields.get("input_summary"))),
+        output=clip(_text(fields.get("output_summary"))),
+        status=clip(status, 20) if status != "success" else "",
+        glyph=STATUS_GLYPH.get(status, "?" if status else ""),
+        duration=format_duration(span.duration_ms),
+        hint=metadata_hint(meta, span.status) if isinstance(meta, dict) else "",
+        markers=markers,
+    )
+
+
+def console_line(span: Span, store: TraceStore | None = None, *, context: bool = False) -> str:
+    """`[alt] transition: L3→L2 → success (5ms) [saved 45 tokens]` for one span."""
+    label = describe(span, store)
+    out = [f"[{label.tag}] {label.operation}"]
+    if label.input:
+        out.append(f": {label.input}")
+    if label.output:
+        out.append(f" → {label.output}")
+    if label.status:
+        out.append(f" {label.glyph} {label.status}")
+    if label.duration:
+        out.append(f" ({label.duration})")
+    if label.hint:
+        out.append(f" [{label.hint}]")
+    for marker in label.markers:
+        out.append(f" ⟨{marker}⟩")
+    if context:
+        out.append(" ⟨context⟩")
+    return "".join(out)
+
+
+def _prefix(guides: list[bool], last: bool) -> str:
+    """Indentation for a node; `guides` says, per ancestor level, whether it was a last child."""
+    depth = len(guides) + 1
+    shown = guides[: MAX_INDENT - 1]
+    parts = ["  "]
+    parts.extend("    " if g else "│   " for g in shown)
+    if depth > MAX_INDENT:
+        parts.append(f"┄[{depth}]┄")
+    parts.append("└─" if last else "├─")
+    return "".join(parts)
+
+
+def tree_lines(store: TraceStore, selection: Selection) -> Iterator[str]:
+    """The forest as console text: one line per span, children indented under their parent.
+
+    A placeholder (a parent that never arrived) is not printed; its children are printed as roots,
+    each marked with the missing parent's id.
+    """
+    for entry in selection.top:
+        roots = store.children(entry) if isinstance(entry, str) else [entry]
+        for root in roots:
+            if not selection.shows(root):
+                continue
+            yield console_line(root, store, context=selection.is_context(root))
+            stack: list[tuple[list[bool], Span, bool]] = []
+            kids = [k for k in store.children(root) if selection.shows(k)]
+            for i in range(len(kids) - 1, -1, -1):
+                stack.append(([], kids[i], i == len(kids) - 1))
+            while stack:
+                guides, node, last = stack.pop()
+                yield _prefix(guides, last) + console_line(
+                    node, store, context=selection.is_context(node)
+                )
+                kids = [k for k in store.children(node) if selection.shows(k)]
+                if kids:
+                    child_guides = [*guides, last] if len(guides) < MAX_INDENT else guides
+                    for i in range(len(kids) - 1, -1, -1):
+                        stack.append((child_guides, kids[i], i == len(kids) - 1))
+
+
+def _annotations(span: Span, store: TraceStore, selection: Selection) -> dict[str, Any]:
+    notes: dict[str, Any] = {}
+    if selection.is_context(span):
+        notes["context"] = True
+    if span.flags & DUPLICATE:
+        notes["duplicate"] = True
+    if span.flags & CYCLE:
+        notes["cycle"] = True
+    if store.parent_missing(span) and not store.is_cut(span):
+        notes["parent_missing"] = span.parent_id
+    if span.issues:
+        notes["schema_issues"] = list(span.issues)
+    return notes
+
+
+def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
+    """The forest as one nested JSON array, streamed in pieces (no recursion, any depth).
+
+    Each node is the original event's fields plus `children`; anything tracetui has to say about a
+    span (context-only, duplicate, cycle, parent missing, schema issues) sits under `_tracetui`.
+    """
+    encode = msgspec.json.encode
+    yield b"["
+    first_root = True
+    for entry in selection.top:
+        roots = store.children(entry) if isinstance(entry, str) else [entry]
+        for root in roots:
+            if not selection.shows(root):
+                continue
+            if not first_root:
+                yield b","
+            first_root = False
+            # Stack items: a span to open, or a closing token.
+            stack: list[Span | bytes] = [root]
+            while stack:
+                item = stack.pop()
+                if isinstance(item, bytes):
+                    yield item
+                    continue
+                fields = item.fields()
+                fields.pop("children", None)
+                fields["trace_id"] = fields.get("trace_id", item.trace_id)
+                fields.setdefault("parent_id", None)
+                notes = _annotations(item, store, selection)
+                if notes:
+                    fields["_tracetui"] = notes
+                body = encode(fields)
+                yield body[:-1] + (b',"children":[' if len(body) > 2 else b'"children":[')
+                kids = [k for k in store.children(item) if selection.shows(k)]
+                stack.append(b"]}")
+                for i in range(len(kids) - 1, -1, -1):
+                    stack.append(kids[i])
+                    if i > 0:
+                        stack.append(b",")
+    yield b"]"

@@ -1,0 +1,98 @@
+"""Bulk loading of whole files (or stdin) into a store: framing → decoding → ingest, in big chunks.
+
+Python's cyclic GC would otherwise dominate a large load (every collection walks every tracked
+object), so collection is paused while loading and what was loaded is frozen out of later
+collections afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import sys
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from tracetui.decode import LineDecoder
+from tracetui.framing import Frame, LineFramer
+from tracetui.model import Rejected
+from tracetui.store import Notice, TraceStore
+
+CHUNK = 4 << 20
+
+RejectHook = Callable[[str, Rejected], None]
+"""Called with (origin name, rejected line) as bad lines are found."""
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause cyclic GC for a bulk load and freeze what survived it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+class StreamLoader:
+    """Feeds one byte stream into a store: one framer and one decoder per stream."""
+
+    def __init__(self, store: TraceStore, origin: str, on_reject: RejectHook | None = None):
+        self.store = store
+        self.origin_name = origin
+        self.origin = store.origin(origin)
+        self.framer = LineFramer()
+        self.decoder = LineDecoder()
+        self.on_reject = on_reject
+
+    def feed(self, chunk: bytes) -> None:
+        """Add bytes; complete lines are decoded and ingested."""
+        self._ingest(self.framer.feed(chunk))
+
+    def finish(self) -> None:
+        """End of stream: an unfinished last line counts."""
+        self._ingest(self.framer.finish())
+
+    def _ingest(self, frame: Frame) -> None:
+        spans, rejected = self.decoder.decode(frame.lines, frame.first_line_no, self.origin)
+        for issue in frame.issues:
+            if issue.kind == "oversize":
+                rejected.append(Rejected(self.origin, issue.line_no, issue.describe(), ""))
+            else:
+                self.store.notices.append(Notice(self.origin, issue.line_no, issue.describe()))
+        if rejected:
+            rejected.sort(key=lambda r: r.line_no)
+            if self.on_reject is not None:
+                for rej in rejected:
+                    self.on_reject(self.origin_name, rej)
+        if spans or rejected:
+            self.store.ingest(spans, rejected)
+
+
+def load_stream(
+    store: TraceStore, stream: BinaryIO, origin: str, on_reject: RejectHook | None = None
+) -> None:
+    """Read a stream to its end into the store."""
+    loader = StreamLoader(store, origin, on_reject)
+    read = stream.read
+    while chunk := read(CHUNK):
+        loader.feed(chunk)
+    loader.finish()
+
+
+def load_paths(store: TraceStore, paths: list[str], on_reject: RejectHook | None = None) -> None:
+    """Load files (`-` = stdin) into the store, with GC paused.
+
+    Raises:
+        OSError: when a file cannot be opened or read.
+    """
+    with gc_paused():
+        for path in paths:
+            if path == "-":
+                load_stream(store, sys.stdin.buffer, "stdin", on_reject)
+                continue
+            with open(path, "rb") as fh:
+                load_stream(store, fh, path, on_reject)
