@@ -46,11 +46,15 @@ class Frame(msgspec.Struct, gc=False):
 class LineFramer:
     """Incremental line splitter with a line cap; see the module docstring."""
 
-    def __init__(self, line_cap: int = DEFAULT_LINE_CAP) -> None:
+    def __init__(
+        self, line_cap: int = DEFAULT_LINE_CAP, *, first_line_no: int = 1, stream_start: bool = True
+    ) -> None:
+        """`first_line_no` and `stream_start=False` serve a reader that starts mid-stream
+        (`--from-end`, `--last N`): numbering continues from there and no BOM is expected."""
         self.line_cap = line_cap
         self._pending = b""
-        self._next_line_no = 1
-        self._at_stream_start = True
+        self._next_line_no = first_line_no
+        self._at_stream_start = stream_start
         self._skipping = 0  # bytes of an oversized line skipped so far (0 = not skipping)
         self._nul_run = 0  # NUL bytes skipped at the start of the current line
 

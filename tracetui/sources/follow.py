@@ -1,0 +1,346 @@
+"""Follow a file by name, like `tail -F`, in a background thread.
+
+The file is read with `os.pread` at our own offset (never mmap: a truncation would SIGBUS). After
+each read to the end, the follower looks at what happened, in this order:
+
+- the open file is shorter than our offset → truncated (copytruncate): read again from 0;
+- its first bytes differ from what we read there → truncated and regrown past our offset before
+  we looked (or rewritten in place): read again from 0;
+- the name now points to another file, or to nothing → rotated, replaced or deleted: the old file
+  is read to its end first. A replacement that starts with exactly the bytes already read (an
+  atomic rewrite that appended) is continued at our offset, so nothing is read twice; any other
+  new file is read from its start. A deleted file is reported and waited for.
+
+Events already in the store are never taken back. The follower wakes on directory events from
+`DirWatcher` and on a slow timer (`recheck`), since inotify can coalesce or drop events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import threading
+import time
+
+from tracetui.sources.channel import Channel, Status
+from tracetui.sources.sink import LineSink
+from tracetui.sources.spec import SourceSpec
+from tracetui.sources.stream import pump
+from tracetui.sources.watch import DirWatcher
+
+CHUNK = 1 << 20
+HEAD = 4096
+"""Bytes at the start of the file remembered to notice a truncate-and-regrow."""
+HOLD = 2.0
+"""Seconds a `truncated`/`rotated` state stays visible before it reads `following` again."""
+POLL_RECHECK = 0.25
+"""Seconds between our own looks when polling (the watcher's mtime polling can miss appends)."""
+MAX_CONTINUATION_CHECK = 256 << 20
+"""Largest prefix hashed to tell whether a replacement file continues the old one."""
+
+log = logging.getLogger(__name__)
+
+
+class FileFollower(threading.Thread):
+    """Reads one file (and, when following, whatever file later bears its name)."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        channel: Channel,
+        stop: threading.Event,
+        *,
+        follow: bool,
+        from_end: bool,
+        last: int | None,
+        poll: bool,
+        recheck: float,
+    ) -> None:
+        super().__init__(name=f"tracetui-follow:{spec.path}", daemon=True)
+        self.path = spec.path
+        self.channel = channel
+        self.stop = stop
+        self.follow = follow
+        self.from_end = from_end
+        self.last = last
+        self.poll = poll
+        self.recheck = min(recheck, POLL_RECHECK) if poll else recheck
+        self.status = Status(spec.text, "file", "waiting")
+        self.sink = LineSink(spec.text, channel, self.status, stop)
+        self.watcher: DirWatcher | None = None
+        self._wake = threading.Event()
+        self._fd: int | None = None
+        self._ino: tuple[int, int] | None = None
+        self._followed_before = False
+        self._first_open = True
+        self._offset = 0
+        self._head = b""
+        self._sum = hashlib.blake2b()
+        self._reason = ""
+
+    def wake(self) -> None:
+        """Look at the file now (used by the watcher and by `stop`)."""
+        self._wake.set()
+
+    # ---- thread --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            if self.follow:
+                directory = os.path.dirname(os.path.abspath(self.path))
+                self.watcher = DirWatcher(directory, self._wake, self.stop, poll=self.poll)
+                self.watcher.start()
+            self._loop()
+        except Exception as exc:
+            log.debug("following %s failed", self.path, exc_info=True)
+            self.status.set("closed", f"reader failed: {exc}")
+        finally:
+            self._close()
+            self.channel.poke()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            self._wake.clear()
+            if self._fd is None and not self._open():
+                if not self.follow:
+                    return
+                self._wake.wait(self.recheck)
+                continue
+            if self._stream:
+                self._read_stream()
+                return
+            self._read_to_end()
+            if not self.follow:
+                self.sink.finish()
+                self.status.set("eof", "read to the end")
+                return
+            if self._look():
+                continue
+            self._settle()
+            self._wake.wait(self.recheck)
+
+    # ---- opening -------------------------------------------------------------------------------
+
+    _stream = False
+
+    def _open(self) -> bool:
+        """Open the file by name; False (with the state set) when it cannot be opened yet."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not self.follow:
+                self.status.set("closed", f"cannot open {self.path}: no such file")
+            elif os.path.isdir(parent):
+                self._wait_state(f"waiting for {self.path} to appear")
+            else:
+                self._wait_state(f"waiting for directory {parent} to appear")
+            return False
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if not self.follow:
+                self.status.set("closed", f"cannot open {self.path}: {why}")
+            else:
+                self._wait_state(f"cannot open {self.path}: {why}; retrying")
+            return False
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            os.close(fd)
+            if self.follow:
+                self._wait_state(f"{self.path} is a directory; waiting for a file")
+            else:
+                self.status.set("closed", f"{self.path} is a directory")
+            return False
+        self._fd = fd
+        if not stat.S_ISREG(st.st_mode):
+            self._stream = True  # a pipe or a device: read it as a stream, no rotation
+            self.status.set("following", "")
+            return True
+        self._attach(fd, st)
+        return True
+
+    def _attach(self, fd: int, st: os.stat_result) -> None:
+        start = 0
+        if self._first_open and st.st_size and (self.from_end or self.last is not None):
+            start = self._start_offset(fd, st.st_size)
+        self._first_open = False
+        self._fd = fd
+        self._ino = (st.st_dev, st.st_ino)
+        self._offset = start
+        self._head = b""
+        self._sum = hashlib.blake2b()
+        line_no = self._scan_prefix(fd, start) if start else 1
+        self.sink.restart(first_line_no=line_no, stream_start=start == 0)
+        if self._followed_before:
+            reason = self._reason or f"{self.path} appeared again"
+            self.status.add(rotations=1)
+            self.status.set("rotated", f"{reason}; following the new file from its start")
+            self.sink.notice(f"{reason}; following the new file from its start")
+        else:
+            self.status.set("following", "")
+        self._followed_before = True
+        self._reason = ""
+
+    def _start_offset(self, fd: int, size: int) -> int:
+        """Where `--from-end` (after the last complete line) or `--last N` starts reading."""
+        want = 0 if self.last is None else self.last
+        pos = size
+        tail = os.pread(fd, 1, size - 1)
+        need = want + (1 if tail == b"\n" else 0)
+        if need == 0:
+            need = 1  # from the end, but a partial last line is read whole
+        found = 0
+        while pos > 0:
+            block_start = max(0, pos - (1 << 16))
+            block = os.pread(fd, pos - block_start, block_start)
+            idx = len(block)
+            while True:
+                idx = block.rfind(b"\n", 0, idx)
+                if idx < 0:
+                    break
+                found += 1
+                if found == need:
+                    return block_start + idx + 1
+            pos = block_start
+        return 0
+
+    def _scan_prefix(self, fd: int, end: int) -> int:
+        """Hash and count the bytes `--from-end`/`--last` skip; returns the next line number."""
+        newlines = 0
+        pos = 0
+        while pos < end:
+            data = os.pread(fd, min(CHUNK, end - pos), pos)
+            if not data:
+                break
+            if pos < HEAD:
+                self._head += data[: HEAD - pos]
+            self._sum.update(data)
+            newlines += data.count(b"\n")
+            pos += len(data)
+        return newlines + 1
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def _read_to_end(self) -> None:
+        fd = self._fd
+        assert fd is not None
+        while not self.stop.is_set():
+            data = os.pread(fd, CHUNK, self._offset)
+            if not data:
+                return
+            if self._offset < HEAD:
+                self._head += data[: HEAD - self._offset]
+            self._sum.update(data)
+            self._offset += len(data)
+            self.sink.feed(data)
+
+    def _read_stream(self) -> None:
+        assert self._fd is not None
+        if pump(self._fd, self.sink, self.stop):
+            self.sink.finish()
+            self.status.set("eof", "end of stream")
+
+    # ---- looking -------------------------------------------------------------------------------
+
+    def _look(self) -> bool:
+        """Check for truncation and rotation; True when something changed (read again now)."""
+        fd = self._fd
+        assert fd is not None
+        size = os.fstat(fd).st_size
+        if size < self._offset:
+            self._truncated(
+                f"truncated to {size:,} bytes (was {self._offset:,}); reading again from the start"
+            )
+            return True
+        if self._head and os.pread(fd, len(self._head), 0) != self._head:
+            self._truncated(
+                "rewritten from the start (truncated and regrown); reading again from the start"
+            )
+            return True
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            named = None
+        except OSError:
+            return False  # cannot tell (e.g. directory permissions changed): keep reading the fd
+        if named is not None and (named.st_dev, named.st_ino) == self._ino:
+            return False
+        self._read_to_end()  # the old file first: whatever was written before the switch
+        if named is None:
+            self.sink.finish()
+            self._close()
+            self._reason = f"{self.path} was recreated"
+            msg = f"{self.path} was deleted or renamed; waiting for it to reappear"
+            self.status.set("waiting", msg)
+            self.sink.notice(msg)
+            return True
+        self._switch()
+        return True
+
+    def _switch(self) -> None:
+        """The name points to a new file: continue it when it extends the old one, else restart."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return  # gone again: the next look reports it
+        st = os.fstat(fd)
+        if self._continues(fd, st.st_size):
+            self._close()
+            self._fd = fd
+            self._ino = (st.st_dev, st.st_ino)
+            msg = (
+                f"{self.path} was replaced by a file that starts with everything read so far; "
+                f"continuing at byte {self._offset:,}"
+            )
+            self.status.add(rotations=1)
+            self.status.set("rotated", msg)
+            self.sink.notice(msg)
+            return
+        self.sink.finish()
+        self._close()
+        self._reason = f"{self.path} was rotated or replaced"
+        self._attach(fd, st)
+
+    def _continues(self, fd: int, size: int) -> bool:
+        if not self._offset or size < self._offset or self._offset > MAX_CONTINUATION_CHECK:
+            return False
+        digest = hashlib.blake2b()
+        pos = 0
+        while pos < self._offset:
+            data = os.pread(fd, min(CHUNK, self._offset - pos), pos)
+            if not data:
+                return False
+            digest.update(data)
+            pos += len(data)
+        return digest.digest() == self._sum.digest()
+
+    def _truncated(self, msg: str) -> None:
+        lost = self.sink.restart()
+        if lost:
+            self.status.add(dropped=1)
+            msg += f" (an unfinished line of {lost:,} bytes was cut off and is lost)"
+        self._offset = 0
+        self._head = b""
+        self._sum = hashlib.blake2b()
+        self.status.add(rotations=1)
+        self.status.set("truncated", msg)
+        self.sink.notice(msg)
+
+    def _settle(self) -> None:
+        """After a quiet while, a `truncated`/`rotated` state reads `following` again."""
+        if self.status.state in ("truncated", "rotated") and (
+            time.monotonic() - self.status.changed_at > HOLD
+        ):
+            self.status.set("following", "")
+
+    def _wait_state(self, msg: str) -> None:
+        snap = self.status.snapshot()
+        if snap.state != "waiting" or snap.message != msg:
+            self.status.set("waiting", msg)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,82 @@
+"""One byte stream → decoded batches on the channel: the framer and decoder every reader shares."""
+
+from __future__ import annotations
+
+import threading
+
+from tracetui.decode import LineDecoder
+from tracetui.framing import Frame, LineFramer
+from tracetui.model import Rejected
+from tracetui.sources.channel import Batch, Channel, Status
+
+
+class LineSink:
+    """Frames and decodes one stream on the reader's thread and puts batches on the channel.
+
+    Decoded spans and rejects carry origin 0; the consumer stamps the store's origin index, since
+    only the consumer's thread may touch the store.
+    """
+
+    def __init__(
+        self,
+        origin: str,
+        channel: Channel,
+        status: Status,
+        stop: threading.Event,
+        *,
+        first_line_no: int = 1,
+        stream_start: bool = True,
+    ) -> None:
+        self.origin = origin
+        self.channel = channel
+        self.status = status
+        self.stop = stop
+        self.decoder = LineDecoder()
+        self.framer = LineFramer(first_line_no=first_line_no, stream_start=stream_start)
+        self._notices: list[tuple[int, str]] = []
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an unfinished last line held by the framer."""
+        return self.framer.pending_bytes
+
+    @property
+    def next_line_no(self) -> int:
+        """The number the next line will get."""
+        return self.framer.next_line_no
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes; completed lines are decoded and shipped (blocks while the channel is full)."""
+        self._ship(self.framer.feed(data), len(data))
+
+    def finish(self) -> None:
+        """End of stream: an unfinished last line counts as a line."""
+        self._ship(self.framer.finish(), 0)
+
+    def restart(self, first_line_no: int = 1, stream_start: bool = True) -> int:
+        """Start a new stream (file truncated or replaced); returns unfinished bytes discarded."""
+        lost = self.framer.pending_bytes
+        self.framer = LineFramer(first_line_no=first_line_no, stream_start=stream_start)
+        return lost
+
+    def notice(self, text: str, *, flush: bool = True) -> None:
+        """Report something at the current line number (shipped with the next batch, or now)."""
+        self._notices.append((self.framer.next_line_no, text))
+        if flush:
+            self._ship(Frame(self.framer.next_line_no, [], []), 0)
+
+    def _ship(self, frame: Frame, size: int) -> None:
+        spans, rejected = self.decoder.decode(frame.lines, frame.first_line_no, 0)
+        notices = self._notices
+        for issue in frame.issues:
+            if issue.kind == "oversize":
+                rejected.append(Rejected(0, issue.line_no, issue.describe(), ""))
+            else:
+                notices.append((issue.line_no, issue.describe()))
+        if not (spans or rejected or notices):
+            return
+        if rejected:
+            rejected.sort(key=lambda r: r.line_no)
+        self._notices = []
+        self.status.add(lines=len(spans) + len(rejected), rejected=len(rejected))
+        self.channel.put(Batch(self.origin, spans, rejected, notices, size), self.stop)
