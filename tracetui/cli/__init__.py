@@ -21,6 +21,7 @@ def _register() -> None:
 
     main.add_command(tree.tree)
     main.add_command(stats.stats)
+    main.add_command(__import__("tracetui.cli.tail", fromlist=["tail"]).tail)
 
 
 _register()
