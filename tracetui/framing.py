@@ -44,7 +44,13 @@ class Frame(msgspec.Struct, gc=False):
 
 
 class LineFramer:
-    """Incremental line splitter with a line cap; see the module docstring."""
+    """Incremental line splitter with a line cap; see the module docstring.
+
+    Every line is treated the same way whatever the chunking: a BOM is removed from the first
+    line of the stream, a run of NUL bytes at the start of a line is removed and reported (with
+    that line's number), a line whose remaining bytes before its newline (a CR included) exceed
+    the cap is skipped and reported, and a CR before the newline is removed.
+    """
 
     def __init__(
         self, line_cap: int = DEFAULT_LINE_CAP, *, first_line_no: int = 1, stream_start: bool = True
@@ -52,16 +58,17 @@ class LineFramer:
         """`first_line_no` and `stream_start=False` serve a reader that starts mid-stream
         (`--from-end`, `--last N`): numbering continues from there and no BOM is expected."""
         self.line_cap = line_cap
-        self._pending = b""
+        self._pending = bytearray()  # the unfinished current line (its NUL prefix removed)
+        self._bom = b""  # the first bytes of the stream while they may still be a BOM
         self._next_line_no = first_line_no
         self._at_stream_start = stream_start
-        self._skipping = 0  # bytes of an oversized line skipped so far (0 = not skipping)
-        self._nul_run = 0  # NUL bytes skipped at the start of the current line
+        self._skipping = 0  # bytes of an oversized current line skipped so far (0 = not skipping)
+        self._nul_run = 0  # NUL bytes removed from the start of the current line
 
     @property
     def pending_bytes(self) -> int:
         """Bytes held for an unfinished last line."""
-        return len(self._pending)
+        return len(self._pending) + len(self._bom)
 
     @property
     def next_line_no(self) -> int:
@@ -73,87 +80,98 @@ class LineFramer:
         issues: list[FrameIssue] = []
         first = self._next_line_no
         if self._at_stream_start and chunk:
-            data = self._pending + chunk
+            data = self._bom + chunk
             if len(data) < len(BOM) and BOM.startswith(data):
-                self._pending = data
+                self._bom = data
                 return Frame(first, [], issues)
-            if data.startswith(BOM):
-                data = data[len(BOM) :]
-            self._pending = b""
+            self._bom = b""
             self._at_stream_start = False
-            chunk = data
-        if self._skipping:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                self._skipping += len(chunk)
-                return Frame(first, [], issues)
-            issues.append(FrameIssue("oversize", self._next_line_no, self._skipping + nl))
-            self._skipping = 0
-            self._next_line_no += 1
-            chunk = chunk[nl + 1 :]
-            lines_prefix: list[bytes] = [b""]
-        else:
-            lines_prefix = []
-        if not self._pending and chunk[:1] == b"\0":
-            stripped = chunk.lstrip(b"\0")
-            self._nul_run += len(chunk) - len(stripped)
-            chunk = stripped
-            if not chunk:
-                return Frame(first, lines_prefix, issues)
-        buf = self._pending + chunk if self._pending else chunk
-        lines = buf.split(b"\n")
-        tail = lines.pop()
-        if self._nul_run and (lines or tail):
-            issues.append(FrameIssue("nul", self._next_line_no, self._nul_run))
-            self._nul_run = 0
-        if b"\0" in buf:
-            self._strip_nul_runs(lines, issues)
-        if b"\r" in buf:
-            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
-        if len(buf) > self.line_cap:
-            for i, ln in enumerate(lines):
-                if len(ln) > self.line_cap:
-                    issues.append(FrameIssue("oversize", self._next_line_no + i, len(ln)))
-                    lines[i] = b""
-        if tail[:1] == b"\0" and not tail.strip(b"\0"):
-            self._nul_run += len(tail)
-            tail = b""
-        elif len(tail) > self.line_cap:
-            self._skipping = len(tail)
-            tail = b""
-        self._pending = tail
-        self._next_line_no += len(lines)
-        if lines_prefix:
-            lines = lines_prefix + lines
+            chunk = data[len(BOM) :] if data.startswith(BOM) else data
+        nl = chunk.find(b"\n")
+        if nl < 0:
+            self._extend(chunk)
+            return Frame(first, [], issues)
+        self._extend(chunk[:nl])
+        lines = [self._end_line(issues)]
+        rest = chunk[nl + 1 :]
+        middle = rest.split(b"\n")
+        tail = middle.pop()
+        if middle:
+            self._whole_lines(middle, len(rest), b"\0" in rest, b"\r" in rest, issues)
+            lines += middle
+        self._extend(tail)
+        if len(issues) > 1:
+            issues.sort(key=lambda i: (i.line_no, i.kind != "nul"))
         return Frame(first, lines, issues)
 
-    def _strip_nul_runs(self, lines: list[bytes], issues: list[FrameIssue]) -> None:
-        """Strip NUL runs at the start of lines (the mark of a truncated-under-writer file)."""
-        for i, ln in enumerate(lines):
-            if ln[:1] == b"\0":
-                stripped = ln.lstrip(b"\0")
-                issues.append(FrameIssue("nul", self._next_line_no + i, len(ln) - len(stripped)))
-                lines[i] = stripped
+    def _whole_lines(
+        self, lines: list[bytes], size: int, nul: bool, cr: bool, issues: list[FrameIssue]
+    ) -> None:
+        """Lines that started and ended inside one chunk (the fast path: checks only if needed)."""
+        base = self._next_line_no
+        if nul:
+            for i, ln in enumerate(lines):
+                if ln[:1] == b"\0":
+                    stripped = ln.lstrip(b"\0")
+                    issues.append(FrameIssue("nul", base + i, len(ln) - len(stripped)))
+                    lines[i] = stripped
+        cap = self.line_cap
+        if size > cap:
+            for i, ln in enumerate(lines):
+                if len(ln) > cap:
+                    issues.append(FrameIssue("oversize", base + i, len(ln)))
+                    lines[i] = b""
+        if cr:
+            for i, ln in enumerate(lines):
+                if ln[-1:] == b"\r":
+                    lines[i] = ln[:-1]
+        self._next_line_no = base + len(lines)
+
+    def _extend(self, piece: bytes) -> None:
+        """Add bytes to the unfinished current line."""
+        if not piece:
+            return
+        if self._skipping:
+            self._skipping += len(piece)
+            return
+        if not self._pending and piece[:1] == b"\0":
+            stripped = piece.lstrip(b"\0")
+            self._nul_run += len(piece) - len(stripped)
+            piece = stripped
+            if not piece:
+                return
+        if len(self._pending) + len(piece) > self.line_cap:
+            self._skipping = len(self._pending) + len(piece)
+            self._pending.clear()
+            return
+        self._pending += piece
+
+    def _end_line(self, issues: list[FrameIssue]) -> bytes:
+        """The current line is complete: its bytes (b"" when skipped), issues reported."""
+        line_no = self._next_line_no
+        self._next_line_no += 1
+        if self._nul_run:
+            issues.append(FrameIssue("nul", line_no, self._nul_run))
+            self._nul_run = 0
+        if self._skipping:
+            issues.append(FrameIssue("oversize", line_no, self._skipping))
+            self._skipping = 0
+            return b""
+        line = bytes(self._pending)
+        self._pending.clear()
+        return line[:-1] if line[-1:] == b"\r" else line
 
     def finish(self) -> Frame:
         """End of stream: the unfinished last line (if any) counts as a line."""
         issues: list[FrameIssue] = []
         first = self._next_line_no
         lines: list[bytes] = []
-        if self._skipping:
-            issues.append(FrameIssue("oversize", first, self._skipping))
-            self._skipping = 0
-            lines.append(b"")
-        elif self._pending:
-            tail = self._pending
-            if tail[:1] == b"\0":
-                stripped = tail.lstrip(b"\0")
-                issues.append(FrameIssue("nul", first, len(tail) - len(stripped)))
-                tail = stripped
-            lines.append(tail[:-1] if tail.endswith(b"\r") else tail)
+        if self._bom:
+            self._extend(self._bom)
+            self._bom = b""
+        if self._pending or self._skipping:
+            lines.append(self._end_line(issues))
         elif self._nul_run:
             issues.append(FrameIssue("nul", first, self._nul_run))
-        self._nul_run = 0
-        self._pending = b""
-        self._next_line_no += len(lines)
+            self._nul_run = 0
         return Frame(first, lines, issues)
