@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from tracetui import __version__
+from tracetui.cli.monitor import MonitorGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="tracetui")
 def main() -> None:
     """tracetui: watch, check and summarise trace events (JSON lines) from your app.
@@ -17,10 +18,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from tracetui.cli import stats, tree
+    from tracetui.cli import monitor, stats, tree
 
     main.add_command(tree.tree)
     main.add_command(stats.stats)
+    main.add_command(monitor.monitor)
     main.add_command(__import__("tracetui.cli.tail", fromlist=["tail"]).tail)
 
 

@@ -1,0 +1,684 @@
+"""The monitor app: status line, filter panel, live span tree, details pane.
+
+Data comes from a feed (`LiveIngest` in production) drained on a 15 Hz timer on the app's own
+thread: everything that arrived since the last tick becomes one batch of changes, applied to the
+tree view at once — never one message per event. The store is only touched on this thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Container
+from textual.events import Resize
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.widgets import Footer, Input, Static
+
+from tracetui.formatting import clip
+from tracetui.model import LAYERS, Span
+from tracetui.query import Filter
+from tracetui.sanitize import sanitize
+from tracetui.stats import compute
+from tracetui.store import Change, TopEntry, TraceStore
+from tracetui.tui.details import DetailsPane
+from tracetui.tui.filters import FacetList, FilterPanel, facet_items
+from tracetui.tui.screens import (
+    BadLinesScreen,
+    HelpScreen,
+    StatsScreen,
+    bad_line_lines,
+    help_lines,
+    stats_lines,
+)
+from tracetui.tui.snapshot import snapshot_prefix, write_snapshot
+from tracetui.tui.span_tree import SpanTree
+from tracetui.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, ThemeFile, discover
+from tracetui.tui.view import SEVERITIES, TreeView
+
+TICK_HZ = 15
+DRAIN_MAX = 50_000
+"""Most spans ingested per tick, so a huge backlog loads in slices and the UI stays responsive."""
+NARROW = 100
+"""Below this width the details pane goes under the tree."""
+
+
+class Feed(Protocol):
+    """What the app needs from a live source (`tracetui.sources.live.LiveIngest`), started."""
+
+    def drain(self, max_spans: int | None = None) -> Change: ...
+    def states(self) -> list[Any]: ...
+    def stop(self) -> None: ...
+    @property
+    def done(self) -> bool: ...
+
+
+class TraceApp(App[None]):
+    """tracetui's live monitor."""
+
+    TITLE = "tracetui"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("space", "pause", "Pause", id="pause"),
+        Binding("f", "filters", "Filters", id="filters"),
+        Binding("slash", "search", "Search", id="search"),
+        Binding("e", "errors_only", "Errors", show=False, id="errors_only"),
+        Binding("b", "blocked_only", "Blocked", show=False, id="blocked_only"),
+        Binding("v", "violations_only", "Violations", show=False, id="violations_only"),
+        *(
+            Binding(str(i), f"layer({i})", f"Layer {name}", show=False, id=f"layer_{i}")
+            for i, name in enumerate(LAYERS, start=1)
+        ),
+        Binding("a", "agent_filter", "Agent filter", show=False, id="agent_filter"),
+        Binding("l", "label_filter", "Label filter", show=False, id="label_filter"),
+        Binding("c", "clear_filters", "Clear filters", show=False, id="clear_filters"),
+        Binding("n", "next_finding(1)", "Next finding", show=False, id="next_finding"),
+        Binding("N", "next_finding(-1)", "Previous finding", show=False, id="prev_finding"),
+        Binding("E", "next_error", "Next error", show=False, id="next_error"),
+        Binding("x", "expand_all", "Expand/collapse all", show=False, id="expand_all"),
+        Binding("t", "stats", "Stats", show=False, id="stats"),
+        Binding("B", "bad_lines", "Bad lines", show=False, id="bad_lines"),
+        Binding("s", "snapshot", "Snapshot", id="snapshot"),
+        Binding("ctrl+t", "next_theme", "Theme", show=False, id="next_theme"),
+        Binding("escape", "close_panels", "Close", show=False, id="close"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
+        ("space", "pause / resume the view (ingest continues and is counted)"),
+        ("↑ ↓ PgUp PgDn", "move (k/j too)"),
+        ("home / end", "first row / last row (end resumes following)"),
+        ("← →", "collapse or go to parent / expand"),
+        ("enter", "details of the row (they follow the cursor while open)"),
+        ("f", "show / hide the filter panel"),
+        ("/", "search text (tick 'regular expression' in the panel for a regex)"),
+        ("e", "errors only"),
+        ("b", "blocked only"),
+        ("v", "violations only (spans with contract findings)"),
+        ("1 … 6", "toggle layers altitude, focus, reasoning, learning, memory, system"),
+        ("a", "agent filter (panel)"),
+        ("l", "agent-label filter (panel)"),
+        ("c", "clear all filters"),
+        ("n / N", "next / previous finding"),
+        ("E", "next error"),
+        ("x", "expand / collapse all"),
+        ("t", "stats of the current view"),
+        ("B", "bad lines"),
+        ("s", "snapshot: .jsonl, .txt and .svg of the current view"),
+        ("ctrl+t", "next theme"),
+        ("ctrl+p", "command palette"),
+        ("esc", "close the details pane, the panel, or a page"),
+        ("?", "this help"),
+        ("q", "quit"),
+    ]
+
+    def __init__(
+        self,
+        store: TraceStore,
+        feed: Feed | None = None,
+        *,
+        checker: Any = None,
+        theme: str | Theme | None = None,
+        snapshot_dir: Path | None = None,
+        sources: list[str] | None = None,
+        waiting_hint: str | None = None,
+        extra_theme_dirs: list[Path] | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.feed = feed
+        self.checker = checker
+        self.view = TreeView(store, checker)
+        self.snapshot_dir = snapshot_dir or Path.cwd()
+        self.sources = sources or []
+        self.waiting_hint = waiting_hint
+        self.paused = False
+        self.pending: list[Change] = []
+        self.pending_spans = 0
+        self._rate: deque[tuple[float, int]] = deque()
+        self._loading = False
+        self._finished = False
+        self._last_checker_tick = 0.0
+        self._last_facets = 0.0
+        self._facets_dirty = True
+        self._search_timer: Any = None
+        self.details_node: TopEntry | None = None
+        self._last_status: Text | None = None
+        self.themes, self.theme_problems = discover(extra_theme_dirs)
+        for tf in self.themes:
+            self.register_theme(tf.theme)
+        if isinstance(theme, Theme):
+            self.register_theme(theme)
+            theme = theme.name
+        self._initial_theme = theme
+
+    # ---- setup ---------------------------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(SEMANTIC_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status", markup=False)
+        with Container(id="main"):
+            yield FilterPanel(id="filters")
+            yield SpanTree(self.view, id="tree")
+            yield DetailsPane(id="details")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        if self._initial_theme is not None:
+            self.theme = self._initial_theme
+        elif DEFAULT_THEME in self.available_themes:
+            self.theme = DEFAULT_THEME
+        for problem in self.theme_problems:
+            self.notify(problem, title="Theme skipped", severity="warning", markup=False)
+        self.query_one(SpanTree).focus()
+        self._apply_narrow(self.size.width)
+        self.view.rebuild()
+        self.query_one(SpanTree).rows_changed()
+        self._refresh_facets()
+        self._update_status()
+        self.set_interval(1 / TICK_HZ, self.tick, name="ingest-tick")
+
+    def on_unmount(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+
+    def on_resize(self, event: Resize) -> None:
+        self._apply_narrow(event.size.width)
+
+    def _apply_narrow(self, width: int) -> None:
+        self.screen.set_class(width < NARROW, "narrow")
+
+    # ---- the tick ------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Drain the feed, run the checker, and update the view from everything that arrived."""
+        now = time.monotonic()
+        change: Change | None = None
+        if self.feed is not None:
+            change = self.feed.drain(max_spans=DRAIN_MAX)
+            self._loading = len(change.new) >= DRAIN_MAX
+            if change.new:
+                self._rate.append((now, len(change.new)))
+        finding_seqs: set[int] = set()
+        if self.checker is not None:
+            if change is not None and (change.new or change.adopted or change.evicted):
+                finding_seqs |= self._finding_seqs(self.checker.observe(self.store, change))
+            if now - self._last_checker_tick >= 1.0:
+                self._last_checker_tick = now
+                finding_seqs |= self._finding_seqs(self.checker.tick(self.store, time.time()))
+            if self.feed is not None and self.feed.done and not self._finished:
+                self._finished = True
+                finding_seqs |= self._finding_seqs(self.checker.finish(self.store))
+        if change is not None and (change.new or change.rejected or change.evicted):
+            self.ingested(change)
+        if finding_seqs:
+            self.view.refresh_findings(finding_seqs)
+            self._facets_dirty = True
+            if not self.paused:
+                self._rows_changed(force=True)
+        if self._facets_dirty and now - self._last_facets > 0.5:
+            self._refresh_facets()
+        self._update_status()
+
+    @staticmethod
+    def _finding_seqs(delta: Any) -> set[int]:
+        if delta is None:
+            return set()
+        seqs = {f.seq for f in getattr(delta, "added", ())}
+        seqs |= {f.seq for f in getattr(delta, "removed", ())}
+        return seqs
+
+    def ingested(self, change: Change) -> None:
+        """Take in a batch that the store has already ingested (the feed calls the store)."""
+        self._facets_dirty = self._facets_dirty or bool(change.facets) or bool(change.evicted)
+        if self.paused:
+            self.pending.append(change)
+            self.pending_spans += len(change.new)
+            return
+        self._apply(change)
+
+    def _apply(self, change: Change) -> None:
+        tree = self.query_one(SpanTree)
+        before = self.view.tops[-1] if self.view.tops else None
+        tops_before = len(self.view.tops)
+        self.view.apply(change)
+        if self._rows_changed() and not tree.following:
+            grown = len(self.view.tops) - tops_before
+            if grown > 0 or (self.view.tops and self.view.tops[-1] is not before):
+                tree.new_since_away += max(grown, 1)
+
+    def _rows_changed(self, force: bool = False) -> bool:
+        changed = self.view.rebuild()
+        if changed or force:
+            tree = self.query_one(SpanTree)
+            tree.rows_changed()
+            self._refresh_details()
+        return changed
+
+    # ---- status line ---------------------------------------------------------------------------
+
+    def _events_per_second(self) -> float:
+        now = time.monotonic()
+        while self._rate and now - self._rate[0][0] > 2.0:
+            self._rate.popleft()
+        if not self._rate:
+            return 0.0
+        span = max(now - self._rate[0][0], 1 / TICK_HZ)
+        return sum(n for _, n in self._rate) / max(span, 1.0)
+
+    def status_text(self) -> Text:
+        """The status line: live/paused, counts, sources."""
+        store = self.store
+        tree = self.query_one(SpanTree)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        if self.paused:
+            out.append(" ❚❚ PAUSED ", "bold reverse")
+            if self.pending_spans:
+                out.append(f" +{self.pending_spans:,}")
+        elif self._loading:
+            out.append(" ⟳ LOADING ", "bold reverse")
+        else:
+            out.append(" ● LIVE ", "bold")
+        out.append(f"  {len(store):,} ev")
+        rate = self._events_per_second()
+        if rate:
+            out.append(f" {rate:,.0f}/s")
+        statuses = store.facets["status"]
+        errors, blocked = statuses.get("error", 0), statuses.get("blocked", 0)
+        out.append("  ✗ ", "bold")
+        out.append(f"{errors:,}")
+        out.append("  ⊘ ", "bold")
+        out.append(f"{blocked:,}")
+        if self.checker is not None:
+            total = sum(getattr(self.checker, "counts", {}).values())
+            out.append("  ⚠ ", "bold")
+            out.append(f"{total:,}")
+        if store.rejected:
+            out.append(f"  bad {len(store.rejected):,}", "bold")
+        if self.view.filtering:
+            out.append("  [filtered]", "italic")
+        if tree.new_since_away and not tree.following:
+            out.append(f"  ↓ {tree.new_since_away:,} new (end)", "bold reverse")
+        sources = self._source_summary()
+        if sources:
+            out.append("  │ " + sources)
+        return out
+
+    def _source_summary(self) -> str:
+        if self.feed is None:
+            return ", ".join(clip(s, 40) for s in self.sources)
+        parts = []
+        try:
+            states = self.feed.states()
+        except Exception:  # a feed's state report must never take the UI down
+            states = []
+        for st in states:
+            origin = getattr(st, "origin", "?")
+            name = clip(os.path.basename(str(origin)) or str(origin), 30)
+            state = sanitize(str(getattr(st, "state", "")))
+            producers = getattr(st, "producers", 0)
+            extra = f" ({producers} producers)" if state == "listening" and producers else ""
+            parts.append(f"{name} {state}{extra}")
+        return ", ".join(parts)
+
+    def _update_status(self) -> None:
+        text = self.status_text()
+        if text != self._last_status:
+            self._last_status = text
+            self.query_one("#status", Static).update(text)
+        tree = self.query_one(SpanTree)
+        empty = self._empty_message()
+        if empty != tree.empty_message:
+            tree.empty_message = empty
+            tree.refresh()
+
+    def _empty_message(self) -> list[str]:
+        if len(self.view):
+            return []
+        if len(self.store):
+            return ["Nothing matches the filters.", "", "c: clear filters   f: filter panel"]
+        waiting = [
+            getattr(st, "origin", "")
+            for st in (self.feed.states() if self.feed is not None else [])
+            if getattr(st, "state", "") == "waiting"
+        ]
+        lines = ["No events yet."]
+        if waiting:
+            lines = [f"Waiting for {clip(str(w), 70)} to appear." for w in waiting]
+        if self.waiting_hint:
+            lines += ["", self.waiting_hint]
+        return lines
+
+    # ---- details -------------------------------------------------------------------------------
+
+    @property
+    def details_open(self) -> bool:
+        return self.query_one(DetailsPane).has_class("open")
+
+    def _refresh_details(self) -> None:
+        if not self.details_open:
+            return
+        node = self.query_one(SpanTree).cursor_node
+        if node is self.details_node and node is not None:
+            return
+        self._show_details(node)
+
+    def _show_details(self, node: TopEntry | None) -> None:
+        self.details_node = node
+        findings = None
+        if isinstance(node, Span) and self.checker is not None:
+            findings = self.checker.findings_for(node.seq)
+        self.query_one(DetailsPane).show(node, self.store, findings)
+
+    @on(SpanTree.Highlighted)
+    def _on_highlight(self, event: SpanTree.Highlighted) -> None:
+        if self.details_open:
+            self._show_details(event.node)
+
+    @on(SpanTree.Selected)
+    def _on_selected(self, event: SpanTree.Selected) -> None:
+        pane = self.query_one(DetailsPane)
+        if pane.has_class("open") and event.node is self.details_node:
+            pane.remove_class("open")
+            self.details_node = None
+            return
+        pane.add_class("open")
+        self._show_details(event.node)
+
+    # ---- filters -------------------------------------------------------------------------------
+
+    def _refresh_facets(self) -> None:
+        self._last_facets = time.monotonic()
+        self._facets_dirty = False
+        items = facet_items(
+            self.store,
+            self.view.filter,
+            violations_only=self.view.violations_only,
+            min_severity=self.view.min_severity,
+            has_checker=self.checker is not None,
+        )
+        self.query_one(FacetList).set_items(items)
+
+    def set_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
+        """Apply a new filter and show the result at once."""
+        self.view.set_filter(flt, **kwargs)
+        tree = self.query_one(SpanTree)
+        self.view.rebuild()
+        tree.rows_changed()
+        self._refresh_details()
+        self._refresh_facets()
+        self._update_status()
+
+    def _toggle_value(self, facet: str, value: str) -> None:
+        f = self.view.filter
+        field = {"status": "statuses", "layer": "layers", "agent": "agents", "label": "labels"}
+        if facet in field:
+            current: frozenset[str] = getattr(f, field[facet])
+            new = current - {value} if value in current else current | {value}
+            self.set_filter(Filter(**{**_fields(f), field[facet]: new}))
+        elif facet == "regex":
+            self._set_text(f.text, not f.regex)
+        elif facet == "violations":
+            self.action_violations_only()
+        elif facet == "severity":
+            i = SEVERITIES.index(self.view.min_severity)
+            self.set_filter(min_severity=SEVERITIES[(i + 1) % len(SEVERITIES)])
+
+    @on(FacetList.Toggled)
+    def _on_facet(self, event: FacetList.Toggled) -> None:
+        self._toggle_value(event.facet, event.value)
+
+    def _set_text(self, text: str, regex: bool) -> None:
+        if regex and text:
+            import re
+
+            try:
+                re.compile(text)
+            except re.error as exc:
+                self.notify(
+                    f"{sanitize(text)}: {exc}", title="Bad regex", severity="error", markup=False
+                )
+                return
+        self.set_filter(Filter(**{**_fields(self.view.filter), "text": text, "regex": regex}))
+
+    @on(Input.Changed, "#search")
+    def _on_search_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        value = event.value
+        self._search_timer = self.set_timer(
+            0.3, lambda: self._set_text(value, self.view.filter.regex), name="search-debounce"
+        )
+
+    @on(Input.Submitted, "#search")
+    def _on_search_submitted(self, event: Input.Submitted) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._set_text(event.value, self.view.filter.regex)
+        self.query_one(SpanTree).focus()
+
+    def _open_filters(self) -> FilterPanel:
+        panel = self.query_one(FilterPanel)
+        panel.add_class("open")
+        self._refresh_facets()
+        return panel
+
+    # ---- actions -------------------------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        """Pause or resume the view; ingest continues either way."""
+        self.paused = not self.paused
+        if not self.paused:
+            pending, self.pending = self.pending, []
+            self.pending_spans = 0
+            for change in pending:
+                self.view.apply(change)
+            self._rows_changed(force=True)
+        self._update_status()
+
+    def action_filters(self) -> None:
+        panel = self.query_one(FilterPanel)
+        if panel.has_class("open"):
+            panel.remove_class("open")
+            self.query_one(SpanTree).focus()
+        else:
+            self._open_filters()
+            self.query_one(FacetList).focus()
+
+    def action_search(self) -> None:
+        self._open_filters()
+        self.query_one("#search", Input).focus()
+
+    def action_errors_only(self) -> None:
+        self._toggle_value("status", "error")
+
+    def action_blocked_only(self) -> None:
+        self._toggle_value("status", "blocked")
+
+    def action_violations_only(self) -> None:
+        if self.checker is None and not self.view.violations_only:
+            self.notify("No contracts are loaded, so there are no findings.", markup=False)
+        self.set_filter(violations_only=not self.view.violations_only)
+
+    def action_layer(self, number: int) -> None:
+        if 1 <= number <= len(LAYERS):
+            self._toggle_value("layer", LAYERS[number - 1])
+
+    def action_agent_filter(self) -> None:
+        self._open_filters()
+        self.query_one(FacetList).focus_facet("agent")
+
+    def action_label_filter(self) -> None:
+        self._open_filters()
+        self.query_one(FacetList).focus_facet("label")
+
+    def action_clear_filters(self) -> None:
+        search = self.query_one("#search", Input)
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        with search.prevent(Input.Changed):
+            search.value = ""
+        self.set_filter(Filter(), violations_only=False)
+
+    def action_expand_all(self) -> None:
+        self.view.set_all(not self.view.default_open)
+        tree = self.query_one(SpanTree)
+        self.view.rebuild()
+        tree.rows_changed()
+
+    def _goto_next(self, candidates: Iterable[Span], direction: int, what: str) -> None:
+        tree = self.query_one(SpanTree)
+        current = tree.cursor_node
+        here = current.seq if isinstance(current, Span) else -1
+        ordered = sorted((s for s in candidates if self.view.shows(s)), key=lambda s: s.seq)
+        if not ordered:
+            self.notify(f"No {what} in view.", markup=False)
+            return
+        if direction > 0:
+            target = next((s for s in ordered if s.seq > here), ordered[0])
+        else:
+            target = next((s for s in reversed(ordered) if s.seq < here), ordered[-1])
+        tree.go_to_node(target)
+
+    def action_next_finding(self, direction: int) -> None:
+        if self.checker is None:
+            self.notify("No contracts are loaded, so there are no findings.", markup=False)
+            return
+        seqs = {f.seq for f in self.checker.all()}
+        spans = [s for s in (self.store.get(q) for q in seqs) if s is not None]
+        self._goto_next(spans, direction, "findings")
+
+    def action_next_error(self) -> None:
+        self._goto_next((s for s in self.store.events() if s.status == "error"), 1, "errors")
+
+    def action_stats(self) -> None:
+        result = compute(self.view.visible_spans(), bad_lines=len(self.store.rejected))
+        result.evicted = self.store.evicted
+        title = "Stats" + (" (filtered view)" if self.view.filtering else "")
+        self.push_screen(StatsScreen(title, stats_lines(result)))
+
+    def action_bad_lines(self) -> None:
+        n = len(self.store.rejected)
+        self.push_screen(BadLinesScreen(f"Bad lines ({n:,})", bad_line_lines(self.store)))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen("Help", help_lines(self.KEY_HELP)))
+
+    def action_snapshot(self) -> None:
+        self.take_snapshot()
+
+    def take_snapshot(self) -> list[Path]:
+        """Write the snapshot files; notify which ones (or why not)."""
+        try:
+            prefix = snapshot_prefix(self.snapshot_dir)
+            svg = self.export_screenshot(title="tracetui")
+            paths = write_snapshot(
+                prefix, self.store, self.view.selection(), self.view.visible_spans(), svg
+            )
+        except OSError as exc:
+            self.notify(
+                f"{sanitize(str(self.snapshot_dir))}: {exc.strerror or exc}",
+                title="Snapshot failed",
+                severity="error",
+                markup=False,
+            )
+            return []
+        names = ", ".join(sanitize(p.name) for p in paths)
+        self.notify(
+            f"{names}\nin {sanitize(str(prefix.parent))}", title="Snapshot written", markup=False
+        )
+        return paths
+
+    def action_next_theme(self) -> None:
+        names = [tf.theme.name for tf in self.themes] or ["textual-dark", "textual-light"]
+        i = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(i + 1) % len(names)]
+        self.notify(f"Theme: {sanitize(self.theme)}", markup=False, timeout=2)
+
+    def action_close_panels(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Input):
+            self.query_one(SpanTree).focus()
+            return
+        pane = self.query_one(DetailsPane)
+        if pane.has_class("open"):
+            pane.remove_class("open")
+            self.details_node = None
+            return
+        panel = self.query_one(FilterPanel)
+        if panel.has_class("open"):
+            panel.remove_class("open")
+        self.query_one(SpanTree).focus()
+
+    # ---- command palette -----------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = [
+            ("Pause / resume", "Freeze the view; ingest continues", self.action_pause),
+            ("Filter panel", "Show or hide the filters", self.action_filters),
+            ("Search", "Search operation, component and summaries", self.action_search),
+            ("Errors only", "Toggle status=error", self.action_errors_only),
+            ("Blocked only", "Toggle status=blocked", self.action_blocked_only),
+            ("Violations only", "Only spans with contract findings", self.action_violations_only),
+            ("Agent filter", "Choose agents in the panel", self.action_agent_filter),
+            ("Label filter", "Choose agent labels in the panel", self.action_label_filter),
+            ("Clear filters", "Show everything", self.action_clear_filters),
+            (
+                "Next finding",
+                "Jump to the next span with findings",
+                lambda: self.action_next_finding(1),
+            ),
+            (
+                "Previous finding",
+                "Jump to the previous span with findings",
+                lambda: self.action_next_finding(-1),
+            ),
+            ("Next error", "Jump to the next error", self.action_next_error),
+            ("Expand / collapse all", "Open or close every node", self.action_expand_all),
+            ("Stats", "Per-layer figures of the current view", self.action_stats),
+            ("Bad lines", "Lines that could not be read", self.action_bad_lines),
+            ("Snapshot", "Write .jsonl, .txt and .svg of the view", self.action_snapshot),
+            ("Next theme", "Cycle through the themes", self.action_next_theme),
+            ("Help", "Every key", self.action_help),
+        ]
+        for i, name in enumerate(LAYERS, start=1):
+            commands.append(
+                (
+                    f"Layer {name}",
+                    f"Toggle the {name} layer filter",
+                    lambda i=i: self.action_layer(i),
+                )  # type: ignore[misc]
+            )
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+
+def _fields(flt: Filter) -> dict[str, Any]:
+    return {
+        "layers": flt.layers,
+        "statuses": flt.statuses,
+        "agents": flt.agents,
+        "labels": flt.labels,
+        "text": flt.text,
+        "regex": flt.regex,
+    }
+
+
+def theme_files() -> list[ThemeFile]:
+    """Themes available to `--theme` (built-in and user)."""
+    return discover()[0]

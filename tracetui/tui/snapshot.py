@@ -1,0 +1,80 @@
+"""Snapshot files: the current view as `.jsonl` (exact lines), `.txt` (console tree), `.svg`.
+
+Every file is written atomically (a temporary file in the same folder, fsync, `os.replace`), so a
+reader never sees half a snapshot. This module imports no Textual; the SVG text comes from the
+caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from tracetui.formatting import tree_lines
+from tracetui.model import Span
+from tracetui.query import Selection
+from tracetui.store import TraceStore
+
+
+def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to `path` so that the file appears complete or not at all."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def snapshot_prefix(folder: Path, now: float | None = None) -> Path:
+    """`folder/tracetui-YYYYmmdd-HHMMSS`, with `-2`, `-3` … when that name is taken."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = folder / f"tracetui-{stamp}"
+    candidate = base
+    n = 1
+    while any(candidate.with_name(candidate.name + ext).exists() for ext in (".jsonl", ".txt")):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def write_snapshot(
+    prefix: Path,
+    store: TraceStore,
+    selection: Selection,
+    spans: Iterable[Span],
+    svg: str | None = None,
+) -> list[Path]:
+    """Write `prefix.jsonl`, `prefix.txt` and (when given) `prefix.svg`; return the paths.
+
+    Args:
+        prefix: path without extension.
+        store: the store the selection reads.
+        selection: what the view shows (for the `.txt` tree).
+        spans: the events of the view, in arrival order (their raw lines go to `.jsonl`).
+        svg: a screenshot, or None.
+    """
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    jsonl = prefix.with_name(prefix.name + ".jsonl")
+    txt = prefix.with_name(prefix.name + ".txt")
+    atomic_write(jsonl, (span.raw + b"\n" for span in spans))
+    atomic_write(
+        txt,
+        (line.encode("utf-8", "surrogateescape") + b"\n" for line in tree_lines(store, selection)),
+    )
+    written = [jsonl, txt]
+    if svg is not None:
+        path = prefix.with_name(prefix.name + ".svg")
+        atomic_write(path, [svg.encode("utf-8")])
+        written.append(path)
+    return written

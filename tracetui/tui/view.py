@@ -1,0 +1,347 @@
+"""What the span tree shows, as a flat list of rows, kept up to date incrementally.
+
+The store holds the forest; this module decides which nodes are visible (filter, expansion) and
+flattens them into rows the virtual tree widget can index by number. The flat list is kept per
+top-level tree ("blocks"): an ingest batch only rebuilds the blocks of the trees it touched, and a
+prefix-sum array maps a row number to its block. Nothing here imports Textual, so it is tested and
+benchmarked on its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final, Protocol
+
+from tracetui.model import Span
+from tracetui.query import Filter, Selection
+from tracetui.store import Change, TopEntry, TraceStore
+
+NodeKey = int | str
+"""A span's `seq`, or a placeholder's awaited parent id."""
+
+Row = tuple[int, TopEntry]
+"""(depth, node) — one line of the tree."""
+
+SEVERITIES: Final = ("info", "warning", "error")
+SEVERITY_RANK: Final = {name: i for i, name in enumerate(SEVERITIES)}
+
+
+class Findings(Protocol):
+    """What the view needs from the contract checker."""
+
+    def findings_for(self, seq: int) -> list[Any]: ...
+
+
+def key_of(node: TopEntry) -> NodeKey:
+    """The stable key of a node."""
+    return node if isinstance(node, str) else node.seq
+
+
+def worst_severity(findings: Iterable[Any]) -> str | None:
+    """The highest severity among findings, or None."""
+    best = -1
+    for f in findings:
+        best = max(best, SEVERITY_RANK.get(getattr(f, "severity", "info"), 0))
+    return SEVERITIES[best] if best >= 0 else None
+
+
+class TreeView:
+    """Visible rows of the forest under a filter, with per-node expansion.
+
+    Attributes:
+        store: the store read.
+        filter: the span filter from the filter panel.
+        violations_only: show only spans with findings (and their ancestors).
+        min_severity: with `violations_only`, the least severity that counts.
+        default_open: whether nodes are expanded unless toggled.
+        toggled: nodes whose expansion differs from `default_open`.
+        findings: the checker, when contracts are loaded.
+    """
+
+    def __init__(self, store: TraceStore, findings: Findings | None = None) -> None:
+        self.store = store
+        self.findings = findings
+        self.filter = Filter()
+        self.violations_only = False
+        self.min_severity = "info"
+        self.default_open = True
+        self.toggled: set[NodeKey] = set()
+        self.matched: set[int] | None = None
+        self.context: set[int] = set()
+        self._pred: Callable[[Span], bool] | None = None
+        self._tops: list[TopEntry] = []
+        self._top_index: dict[NodeKey, int] = {}
+        self._blocks: dict[NodeKey, list[Row]] = {}
+        self._starts: list[int] = [0]
+        self._dirty: set[NodeKey] = set()
+        self._tops_dirty = True
+        self.version = 0
+        """Bumped whenever the rows change; renderers key their caches on it."""
+
+    # ---- filter --------------------------------------------------------------------------------
+
+    @property
+    def filtering(self) -> bool:
+        """Whether anything is filtered out."""
+        return not self.filter.empty or self.violations_only
+
+    def set_filter(
+        self,
+        flt: Filter | None = None,
+        *,
+        violations_only: bool | None = None,
+        min_severity: str | None = None,
+    ) -> None:
+        """Change the filter and recompute what matches (one pass over the store)."""
+        if flt is not None:
+            self.filter = flt
+        if violations_only is not None:
+            self.violations_only = violations_only
+        if min_severity is not None:
+            self.min_severity = min_severity
+        self._pred = self._make_predicate()
+        if self._pred is None:
+            self.matched = None
+            self.context = set()
+        else:
+            self.matched = set()
+            self.context = set()
+            pred = self._pred
+            matched = self.matched
+            for span in self.store.events():
+                if pred(span):
+                    matched.add(span.seq)
+            for seq in list(matched):
+                span = self.store.get(seq)
+                if span is not None:
+                    self._add_context_above(span)
+        self._tops_dirty = True
+        self._blocks.clear()
+
+    def _make_predicate(self) -> Callable[[Span], bool] | None:
+        tests: list[Callable[[Span], bool]] = []
+        if not self.filter.empty:
+            tests.append(self.filter.predicate())
+        if self.violations_only:
+            checker = self.findings
+            floor = SEVERITY_RANK.get(self.min_severity, 0)
+
+            def violates(span: Span) -> bool:
+                if checker is None:
+                    return False
+                return any(
+                    SEVERITY_RANK.get(getattr(f, "severity", "info"), 0) >= floor
+                    for f in checker.findings_for(span.seq)
+                )
+
+            tests.append(violates)
+        if not tests:
+            return None
+        if len(tests) == 1:
+            return tests[0]
+        first, second = tests
+        return lambda s: first(s) and second(s)
+
+    def _add_context_above(self, span: Span) -> None:
+        assert self.matched is not None
+        matched, context = self.matched, self.context
+        parent = self.store.parent(span)
+        while parent is not None and parent.seq not in matched and parent.seq not in context:
+            context.add(parent.seq)
+            parent = self.store.parent(parent)
+
+    def shows(self, node: TopEntry) -> bool:
+        """Whether a node passes the filter (itself or through a descendant)."""
+        if self.matched is None:
+            return True
+        if isinstance(node, str):
+            return any(self.shows(k) for k in self.store.children(node))
+        return node.seq in self.matched or node.seq in self.context
+
+    def is_context(self, node: TopEntry) -> bool:
+        """True for a span shown only because a descendant matches."""
+        return not isinstance(node, str) and node.seq in self.context
+
+    def selection(self) -> Selection:
+        """The current view as a `query.Selection` (for the text formatter and snapshots)."""
+        return Selection(top=list(self._tops), matched=self.matched, context=self.context)
+
+    # ---- incremental updates -------------------------------------------------------------------
+
+    def apply(self, change: Change) -> None:
+        """Take in one ingest batch: update matches and mark the touched trees for rebuilding."""
+        store = self.store
+        pred = self._pred
+        if pred is not None:
+            assert self.matched is not None
+            for span in change.new:
+                if pred(span):
+                    self.matched.add(span.seq)
+            for span in itertools.chain(change.new, change.adopted):
+                if span.seq in self.matched:
+                    self._add_context_above(span)
+                elif span.seq not in self.context and any(
+                    self.shows(k) for k in store.children(span)
+                ):
+                    self.context.add(span.seq)
+                    self._add_context_above(span)
+        for span in itertools.chain(change.new, change.adopted):
+            if store.get(span.seq) is span:
+                self._dirty.add(key_of(store.top_of(span)))
+        if change.top_changed or change.evicted or change.adopted:
+            self._tops_dirty = True
+
+    def refresh_findings(self, seqs: Iterable[int]) -> None:
+        """Findings changed for these spans: re-match them under a violations filter."""
+        seqs = list(seqs)
+        if not seqs:
+            return
+        if self.violations_only:
+            self.set_filter()
+            return
+        for seq in seqs:
+            span = self.store.get(seq)
+            if span is not None:
+                self._dirty.add(key_of(self.store.top_of(span)))
+        self.version += 1
+
+    def invalidate(self) -> None:
+        """Rebuild everything on the next `rebuild()` (expansion changed globally)."""
+        self._tops_dirty = True
+        self._blocks.clear()
+
+    def rebuild(self) -> bool:
+        """Bring the rows up to date; True when anything changed."""
+        if not self._tops_dirty and not self._dirty:
+            return False
+        if self._tops_dirty:
+            tops = [t for t in self.store.top() if self.shows(t)]
+            self._tops = tops
+            self._top_index = {key_of(t): i for i, t in enumerate(tops)}
+            blocks = self._blocks
+            live = self._top_index
+            for stale in [k for k in blocks if k not in live]:
+                del blocks[stale]
+        for key in self._dirty:
+            self._blocks.pop(key, None)
+        self._dirty.clear()
+        self._tops_dirty = False
+        sizes = [len(self._block(t)) for t in self._tops]
+        self._starts = [0, *itertools.accumulate(sizes)]
+        self.version += 1
+        return True
+
+    # ---- rows ----------------------------------------------------------------------------------
+
+    def is_open(self, node: TopEntry) -> bool:
+        """Whether the node's children are shown."""
+        return (key_of(node) in self.toggled) != self.default_open
+
+    def toggle(self, node: TopEntry) -> None:
+        """Expand or collapse one node."""
+        key = key_of(node)
+        if key in self.toggled:
+            self.toggled.discard(key)
+        else:
+            self.toggled.add(key)
+        self._mark(node)
+
+    def set_open(self, node: TopEntry, open_: bool) -> None:
+        """Expand or collapse one node explicitly."""
+        if self.is_open(node) != open_:
+            self.toggle(node)
+
+    def set_all(self, open_: bool) -> None:
+        """Expand or collapse everything."""
+        self.default_open = open_
+        self.toggled.clear()
+        self.invalidate()
+
+    def _mark(self, node: TopEntry) -> None:
+        top = node if isinstance(node, str) else self.store.top_of(node)
+        self._dirty.add(key_of(top))
+
+    def _block(self, top: TopEntry) -> list[Row]:
+        key = key_of(top)
+        block = self._blocks.get(key)
+        if block is not None:
+            return block
+        store = self.store
+        filtering = self.matched is not None
+        block = []
+        stack: list[Row] = [(0, top)]
+        while stack:
+            depth, node = stack.pop()
+            block.append((depth, node))
+            if not self.is_open(node):
+                continue
+            kids = store.children(node)
+            if filtering:
+                kids = [k for k in kids if self.shows(k)]
+            if kids:
+                stack.extend((depth + 1, k) for k in reversed(kids))
+        self._blocks[key] = block
+        return block
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    @property
+    def tops(self) -> list[TopEntry]:
+        """Visible top-level entries."""
+        return self._tops
+
+    def row(self, index: int) -> Row | None:
+        """The row at a flat index, or None past the end."""
+        if index < 0 or index >= self._starts[-1]:
+            return None
+        b = bisect.bisect_right(self._starts, index) - 1
+        return self._block(self._tops[b])[index - self._starts[b]]
+
+    def rows(self, start: int, stop: int) -> Iterator[tuple[int, Row]]:
+        """Rows in [start, stop) with their indices."""
+        stop = min(stop, len(self))
+        if start >= stop:
+            return
+        b = bisect.bisect_right(self._starts, max(start, 0)) - 1
+        index = max(start, 0)
+        while index < stop and b < len(self._tops):
+            block = self._block(self._tops[b])
+            offset = index - self._starts[b]
+            while offset < len(block) and index < stop:
+                yield index, block[offset]
+                offset += 1
+                index += 1
+            b += 1
+
+    def index_of(self, node: TopEntry) -> int | None:
+        """Where a node is in the flat rows (None when hidden or collapsed away)."""
+        top = node if isinstance(node, str) else self.store.top_of(node)
+        b = self._top_index.get(key_of(top))
+        if b is None or b >= len(self._tops) or key_of(self._tops[b]) != key_of(top):
+            return None
+        key = key_of(node)
+        for offset, (_, n) in enumerate(self._block(self._tops[b])):
+            if key_of(n) == key:
+                return self._starts[b] + offset
+        return None
+
+    def reveal(self, span: Span) -> None:
+        """Expand every ancestor of a span so it gets a row."""
+        for anc in self.store.ancestors(span):
+            self.set_open(anc, True)
+        top = self.store.top_of(span)
+        if isinstance(top, str):
+            self.set_open(top, True)
+
+    def visible_spans(self) -> Iterator[Span]:
+        """Spans the filter lets through (matches and context), in arrival order."""
+        if self.matched is None:
+            yield from self.store.events()
+            return
+        keep = self.matched | self.context
+        for span in self.store.events():
+            if span.seq in keep:
+                yield span
