@@ -111,7 +111,7 @@ class MonitorGroup(click.Group):
 @click.command("monitor")
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @click.pass_context
-def monitor(ctx: click.Context, sources: tuple[str, ...] = (), **opts: Any) -> None:
+def monitor(ctx: click.Context, /, sources: tuple[str, ...] = (), **opts: Any) -> None:
     """Watch SOURCEs live: files (followed like tail -F), `-`, unix:PATH, tcp:PORT.
 
     With no source, follows ./trace.jsonl (or $DOPEJAR_TRACE_FILE), waiting for it to appear.

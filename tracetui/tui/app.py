@@ -7,6 +7,7 @@ tree view at once — never one message per event. The store is only touched on 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import deque
@@ -661,8 +662,8 @@ class TraceApp(App[None]):
                 (
                     f"Layer {name}",
                     f"Toggle the {name} layer filter",
-                    lambda i=i: self.action_layer(i),
-                )  # type: ignore[misc]
+                    functools.partial(self.action_layer, i),
+                )
             )
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)

@@ -32,7 +32,7 @@ class Item(NamedTuple):
     facet: str
     value: str
     label: str
-    count: int | None
+    n: int | None
     on: bool
 
 
@@ -42,7 +42,7 @@ class FacetList(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "move(-1)", "Up", show=False),
         Binding("down,j", "move(1)", "Down", show=False),
-        Binding("space,enter", "toggle", "Toggle", show=False),
+        Binding("space,enter", "toggle_item", "Toggle", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -110,7 +110,7 @@ class FacetList(ScrollView, can_focus=True):
             self._into_view()
             self.refresh()
 
-    def action_toggle(self) -> None:
+    def action_toggle_item(self) -> None:
         if 0 <= self.cursor < len(self.items):
             item = self.items[self.cursor]
             if item.facet != "header":
@@ -121,7 +121,7 @@ class FacetList(ScrollView, can_focus=True):
         if 0 <= index < len(self.items) and self.items[index].facet != "header":
             self.cursor = index
             self.refresh()
-            self.action_toggle()
+            self.action_toggle_item()
 
     def _into_view(self) -> None:
         height = max(1, self.scrollable_content_region.height)
@@ -139,7 +139,7 @@ class FacetList(ScrollView, can_focus=True):
             line = Text(item.label, style=style("facet-list--header"), no_wrap=True, end="")
         else:
             box = ("[x] " if item.on else "[ ] ") if item.facet != "severity" else "    "
-            count = f" {item.count:,}" if item.count is not None else ""
+            count = f" {item.n:,}" if item.n is not None else ""
             room = max(1, width - len(box) - len(count))
             name = item.label if len(item.label) <= room else item.label[: room - 1] + "…"
             line = Text(no_wrap=True, end="")

@@ -102,9 +102,10 @@ def stats_lines(stats: Stats) -> list[Text]:
         out.append(Text())
         out.append(Text("Slowest", "bold"))
         for slow in stats.slowest:
+            tag = clip(layer_short(slow.layer), 12)
             out.append(
                 Text(
-                    f"  {format_duration(slow.duration_ms):>8}  [{clip(layer_short(slow.layer), 12)}]"
+                    f"  {format_duration(slow.duration_ms):>8}  [{tag}]"
                     f" {clip(slow.operation, 50)}  {clip(slow.trace_id, 40)}"
                 )
             )

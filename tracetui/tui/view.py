@@ -114,9 +114,9 @@ class TreeView:
                 if pred(span):
                     matched.add(span.seq)
             for seq in list(matched):
-                span = self.store.get(seq)
-                if span is not None:
-                    self._add_context_above(span)
+                found = self.store.get(seq)
+                if found is not None:
+                    self._add_context_above(found)
         self._tops_dirty = True
         self._blocks.clear()
 
