@@ -74,9 +74,7 @@ class OriginalTracer:
         self.logger.addHandler(self.handler)
 
     @contextlib.contextmanager
-    def span(
-        self, hrm: str, operation: str, component: str, input_data: str
-    ) -> Iterator[_Handle]:
+    def span(self, hrm: str, operation: str, component: str, input_data: str) -> Iterator[_Handle]:
         trace_id = f"{hrm}_{int(time.time())}_{uuid.uuid4().hex[:4]}"
         parent = self.stack[-1] if self.stack else None
         self.stack.append(trace_id)

@@ -645,8 +645,9 @@ class Tracer:
         writer = self._writer
         if writer is None:
             return TracerStats(0, 0, 0, 0)
-        pending = len(writer.queue) + len(writer.pending)
-        return TracerStats(self._emitted, writer.written, writer.dropped, pending)
+        with writer.io_lock:
+            pending = len(writer.queue) + len(writer.pending)
+            return TracerStats(self._emitted, writer.written, writer.dropped, pending)
 
     def close(self) -> None:
         """Flush and release the sink; later events reopen it (called at exit)."""

@@ -345,11 +345,12 @@ class Writer:
                 rest = []
             if rest:
                 size = sum(map(len, rest))
-                while rest and size > MAX_PENDING_BYTES:
-                    size -= len(rest[0])
-                    rest.pop(0)
-                    lost += 1
-                self.pending = rest
+                cut = 0
+                while size > MAX_PENDING_BYTES:
+                    size -= len(rest[cut])
+                    cut += 1
+                lost += cut
+                self.pending = rest[cut:]
                 self.pending_bytes = size
             if lost:
                 self.dropped += lost
