@@ -157,6 +157,10 @@ class TraceApp(App[None]):
         self._search_timer: Any = None
         self.details_node: TopEntry | None = None
         self._last_status: Text | None = None
+        self.status_bar = Static("", id="status", markup=False)
+        self.filter_panel = FilterPanel(id="filters")
+        self.span_tree = SpanTree(self.view, id="tree")
+        self.details_pane = DetailsPane(id="details")
         self.themes, self.theme_problems = discover(extra_theme_dirs)
         for tf in self.themes:
             self.register_theme(tf.theme)
@@ -171,11 +175,11 @@ class TraceApp(App[None]):
         return dict(SEMANTIC_DEFAULTS)
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="status", markup=False)
+        yield self.status_bar
         with Container(id="main"):
-            yield FilterPanel(id="filters")
-            yield SpanTree(self.view, id="tree")
-            yield DetailsPane(id="details")
+            yield self.filter_panel
+            yield self.span_tree
+            yield self.details_pane
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -185,10 +189,10 @@ class TraceApp(App[None]):
             self.theme = DEFAULT_THEME
         for problem in self.theme_problems:
             self.notify(problem, title="Theme skipped", severity="warning", markup=False)
-        self.query_one(SpanTree).focus()
+        self.span_tree.focus()
         self._apply_narrow(self.size.width)
         self.view.rebuild()
-        self.query_one(SpanTree).rows_changed()
+        self.span_tree.rows_changed()
         self._refresh_facets()
         self._update_status()
         self.set_interval(1 / TICK_HZ, self.tick, name="ingest-tick")
@@ -253,7 +257,7 @@ class TraceApp(App[None]):
         self._apply(change)
 
     def _apply(self, change: Change) -> None:
-        tree = self.query_one(SpanTree)
+        tree = self.span_tree
         before = self.view.tops[-1] if self.view.tops else None
         tops_before = len(self.view.tops)
         self.view.apply(change)
@@ -265,7 +269,7 @@ class TraceApp(App[None]):
     def _rows_changed(self, force: bool = False) -> bool:
         changed = self.view.rebuild()
         if changed or force:
-            tree = self.query_one(SpanTree)
+            tree = self.span_tree
             tree.rows_changed()
             self._refresh_details()
         return changed
@@ -284,7 +288,7 @@ class TraceApp(App[None]):
     def status_text(self) -> Text:
         """The status line: live/paused, counts, sources."""
         store = self.store
-        tree = self.query_one(SpanTree)
+        tree = self.span_tree
         out = Text(no_wrap=True, overflow="ellipsis")
         if self.paused:
             out.append(" ❚❚ PAUSED ", "bold reverse")
@@ -340,8 +344,8 @@ class TraceApp(App[None]):
         text = self.status_text()
         if text != self._last_status:
             self._last_status = text
-            self.query_one("#status", Static).update(text)
-        tree = self.query_one(SpanTree)
+            self.status_bar.update(text)
+        tree = self.span_tree
         empty = self._empty_message()
         if empty != tree.empty_message:
             tree.empty_message = empty
@@ -368,12 +372,12 @@ class TraceApp(App[None]):
 
     @property
     def details_open(self) -> bool:
-        return self.query_one(DetailsPane).has_class("open")
+        return self.details_pane.has_class("open")
 
     def _refresh_details(self) -> None:
         if not self.details_open:
             return
-        node = self.query_one(SpanTree).cursor_node
+        node = self.span_tree.cursor_node
         if node is self.details_node and node is not None:
             return
         self._show_details(node)
@@ -383,7 +387,7 @@ class TraceApp(App[None]):
         findings = None
         if isinstance(node, Span) and self.checker is not None:
             findings = self.checker.findings_for(node.seq)
-        self.query_one(DetailsPane).show(node, self.store, findings)
+        self.details_pane.show(node, self.store, findings)
 
     @on(SpanTree.Highlighted)
     def _on_highlight(self, event: SpanTree.Highlighted) -> None:
@@ -392,7 +396,7 @@ class TraceApp(App[None]):
 
     @on(SpanTree.Selected)
     def _on_selected(self, event: SpanTree.Selected) -> None:
-        pane = self.query_one(DetailsPane)
+        pane = self.details_pane
         if pane.has_class("open") and event.node is self.details_node:
             pane.remove_class("open")
             self.details_node = None
@@ -412,12 +416,12 @@ class TraceApp(App[None]):
             min_severity=self.view.min_severity,
             has_checker=self.checker is not None,
         )
-        self.query_one(FacetList).set_items(items)
+        self.filter_panel.query_one(FacetList).set_items(items)
 
     def set_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
         """Apply a new filter and show the result at once."""
         self.view.set_filter(flt, **kwargs)
-        tree = self.query_one(SpanTree)
+        tree = self.span_tree
         self.view.rebuild()
         tree.rows_changed()
         self._refresh_details()
@@ -470,10 +474,10 @@ class TraceApp(App[None]):
         if self._search_timer is not None:
             self._search_timer.stop()
         self._set_text(event.value, self.view.filter.regex)
-        self.query_one(SpanTree).focus()
+        self.span_tree.focus()
 
     def _open_filters(self) -> FilterPanel:
-        panel = self.query_one(FilterPanel)
+        panel = self.filter_panel
         panel.add_class("open")
         self._refresh_facets()
         return panel
@@ -492,17 +496,17 @@ class TraceApp(App[None]):
         self._update_status()
 
     def action_filters(self) -> None:
-        panel = self.query_one(FilterPanel)
+        panel = self.filter_panel
         if panel.has_class("open"):
             panel.remove_class("open")
-            self.query_one(SpanTree).focus()
+            self.span_tree.focus()
         else:
             self._open_filters()
-            self.query_one(FacetList).focus()
+            self.filter_panel.query_one(FacetList).focus()
 
     def action_search(self) -> None:
         self._open_filters()
-        self.query_one("#search", Input).focus()
+        self.filter_panel.query_one("#search", Input).focus()
 
     def action_errors_only(self) -> None:
         self._toggle_value("status", "error")
@@ -521,14 +525,14 @@ class TraceApp(App[None]):
 
     def action_agent_filter(self) -> None:
         self._open_filters()
-        self.query_one(FacetList).focus_facet("agent")
+        self.filter_panel.query_one(FacetList).focus_facet("agent")
 
     def action_label_filter(self) -> None:
         self._open_filters()
-        self.query_one(FacetList).focus_facet("label")
+        self.filter_panel.query_one(FacetList).focus_facet("label")
 
     def action_clear_filters(self) -> None:
-        search = self.query_one("#search", Input)
+        search = self.filter_panel.query_one("#search", Input)
         if self._search_timer is not None:
             self._search_timer.stop()
         with search.prevent(Input.Changed):
@@ -537,12 +541,12 @@ class TraceApp(App[None]):
 
     def action_expand_all(self) -> None:
         self.view.set_all(not self.view.default_open)
-        tree = self.query_one(SpanTree)
+        tree = self.span_tree
         self.view.rebuild()
         tree.rows_changed()
 
     def _goto_next(self, candidates: Iterable[Span], direction: int, what: str) -> None:
-        tree = self.query_one(SpanTree)
+        tree = self.span_tree
         current = tree.cursor_node
         here = current.seq if isinstance(current, Span) else -1
         ordered = sorted((s for s in candidates if self.view.shows(s)), key=lambda s: s.seq)
@@ -613,17 +617,17 @@ class TraceApp(App[None]):
     def action_close_panels(self) -> None:
         focused = self.focused
         if isinstance(focused, Input):
-            self.query_one(SpanTree).focus()
+            self.span_tree.focus()
             return
-        pane = self.query_one(DetailsPane)
+        pane = self.details_pane
         if pane.has_class("open"):
             pane.remove_class("open")
             self.details_node = None
             return
-        panel = self.query_one(FilterPanel)
+        panel = self.filter_panel
         if panel.has_class("open"):
             panel.remove_class("open")
-        self.query_one(SpanTree).focus()
+        self.span_tree.focus()
 
     # ---- command palette -----------------------------------------------------------------------
 
