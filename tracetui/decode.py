@@ -16,7 +16,15 @@ from typing import Any
 
 import msgspec
 
-from tracetui.model import SCHEMA, Meta, Rejected, Span, normalize_layer, normalize_status
+from tracetui.model import (
+    SCHEMA,
+    Meta,
+    Rejected,
+    Span,
+    SpanWithoutMeta,
+    normalize_layer,
+    normalize_status,
+)
 from tracetui.sanitize import preview_bytes
 
 _intern = sys.intern
@@ -65,50 +73,125 @@ def _str_or_none(value: object) -> str | None:
     return _intern(value if isinstance(value, str) else _label_value(value))
 
 
-def apply_meta(span: Span, meta: Meta, raw: bytes) -> None:
-    """Fill agent identity and correlation ids from the metadata conventions (first match wins)."""
+Identity = tuple[str | None, str | None, dict[str, str], tuple[str, ...]]
+
+_decode_any = msgspec.json.Decoder().decode
+_identity_cache: dict[tuple[int, bytes], Identity] = {}
+_EMPTY: dict[str, str] = {}
+
+
+def _identity(kind: int, raw: msgspec.Raw) -> Identity:
+    """(name, run_id, labels) from an `agent` object (kind 0) or an agent context (kind 1)."""
+    key = (kind, bytes(raw))
+    hit = _identity_cache.get(key)
+    if hit is not None:
+        return hit
+    try:
+        obj = _decode_any(raw)
+    except msgspec.DecodeError:
+        obj = None
     name: object = None
     run_id: object = None
     labels: dict[str, str] = {}
-    agent = meta.agent
-    ctx = meta.agent_context if meta.agent_context is not None else meta.agentContext
-    if isinstance(agent, str):
-        name = agent
-    elif isinstance(agent, dict):
-        name = agent.get("name", agent.get("agent"))
-        run_id = agent.get("run_id", agent.get("runId"))
-        _labels_from(agent.get("labels"), labels)
-    elif isinstance(ctx, dict):
-        name = ctx.get("agent", ctx.get("name"))
-        if isinstance(name, dict):
-            name = name.get("name", name.get("agent"))
-        run_id = ctx.get("runId", ctx.get("run_id"))
-        _labels_from(ctx.get("labels"), labels)
-    elif meta.agent_name is not None:
-        name = meta.agent_name
-        run_id = meta.agent_run_id
-    if run_id is None and meta.agent_run_id is not None:
-        run_id = meta.agent_run_id
-    if _FLAT_LABEL in raw:
-        full = msgspec.json.decode(raw).get("metadata") or {}
-        prefix = "agent.label."
-        for key, value in full.items():
-            if isinstance(key, str) and key.startswith(prefix):
-                labels.setdefault(key[len(prefix) :], _label_value(value))
-    _labels_from(meta.labels, labels)
-    span.agent = _str_or_none(name)
-    span.run_id = _str_or_none(run_id)
-    if labels:
-        span.labels = tuple(sorted(_intern(f"{k}={v}") for k, v in labels.items()))
-    corr = meta.correlation_id if meta.correlation_id is not None else meta.correlationId
-    pcorr = (
-        meta.parent_correlation_id
-        if meta.parent_correlation_id is not None
-        else meta.parentCorrelationId
+    if isinstance(obj, str) and kind == 0:
+        name = obj
+    elif isinstance(obj, dict):
+        if kind == 0:
+            name = obj.get("name", obj.get("agent"))
+            run_id = obj.get("run_id", obj.get("runId"))
+        else:
+            name = obj.get("agent", obj.get("name"))
+            if isinstance(name, dict):
+                name = name.get("name", name.get("agent"))
+            run_id = obj.get("runId", obj.get("run_id"))
+        _labels_from(obj.get("labels"), labels)
+    result = (
+        _str_or_none(name),
+        _str_or_none(run_id),
+        labels or _EMPTY,
+        _label_tuple(labels) if labels else (),
     )
-    span.correlation_id = _str_or_none(corr)
-    span.parent_correlation_id = _str_or_none(pcorr)
+    if len(_identity_cache) > 50_000:
+        _identity_cache.clear()
+    _identity_cache[key] = result
+    return result
+
+
+_label_cache: dict[bytes, dict[str, str]] = {}
+
+
+def _extra_labels(raw: msgspec.Raw) -> dict[str, str]:
+    key = bytes(raw)
+    hit = _label_cache.get(key)
+    if hit is None:
+        hit = {}
+        with contextlib.suppress(msgspec.DecodeError):
+            _labels_from(_decode_any(raw), hit)
+        if len(_label_cache) > 50_000:
+            _label_cache.clear()
+        _label_cache[key] = hit
+    return hit
+
+
+def apply_meta(span: Span, meta: Meta, raw: bytes) -> None:
+    """Fill agent identity and correlation ids from the metadata conventions (first match wins)."""
+    name: str | None = None
+    run_id: str | None = None
+    labels = _EMPTY
+    label_tuple: tuple[str, ...] = ()
+    if meta.agent:
+        name, run_id, labels, label_tuple = _identity(0, meta.agent)
+    elif meta.agent_context:
+        name, run_id, labels, label_tuple = _identity(1, meta.agent_context)
+    elif meta.agentContext:
+        name, run_id, labels, label_tuple = _identity(1, meta.agentContext)
+    elif meta.agent_name is not None:
+        name = _str_or_none(meta.agent_name)
+    if run_id is None and meta.agent_run_id is not None:
+        run_id = _str_or_none(meta.agent_run_id)
+    if _FLAT_LABEL in raw or meta.labels:
+        labels = dict(labels)
+        if _FLAT_LABEL in raw:
+            full = _decode_any(raw).get("metadata") or {}
+            prefix = "agent.label."
+            for key, value in full.items():
+                if isinstance(key, str) and key.startswith(prefix):
+                    labels.setdefault(key[len(prefix) :], _label_value(value))
+        if meta.labels:
+            for k, v in _extra_labels(meta.labels).items():
+                labels.setdefault(k, v)
+        label_tuple = _label_tuple(labels) if labels else ()
+    span.agent = name
+    span.run_id = run_id
+    span.labels = label_tuple
+    corr = meta.correlation_id
+    if corr is None:
+        corr = meta.correlationId
+    pcorr = meta.parent_correlation_id
+    if pcorr is None:
+        pcorr = meta.parentCorrelationId
+    span.correlation_id = corr if isinstance(corr, str) else _str_or_none(corr)
+    span.parent_correlation_id = pcorr if isinstance(pcorr, str) else _str_or_none(pcorr)
     span.meta = None
+
+
+_tuple_cache: dict[tuple[tuple[str, str], ...], tuple[str, ...]] = {}
+
+
+def _label_tuple(labels: dict[str, str]) -> tuple[str, ...]:
+    """Sorted `key=value` strings, shared between spans with the same labels."""
+    key = tuple(labels.items())
+    hit = _tuple_cache.get(key)
+    if hit is None:
+        hit = tuple(sorted(_intern(f"{k}={v}") for k, v in labels.items()))
+        if len(_tuple_cache) > 50_000:
+            _tuple_cache.clear()
+        _tuple_cache[key] = hit
+    return hit
+
+
+_layer_cache: dict[str, str] = {}
+_status_cache: dict[str, str] = {}
 
 
 def _finish(span: Span, raw: bytes, origin: int, line_no: int) -> Span:
@@ -116,24 +199,92 @@ def _finish(span: Span, raw: bytes, origin: int, line_no: int) -> Span:
     span.raw = raw
     span.origin = origin
     span.line_no = line_no
-    span.trace_id = _intern(span.trace_id)
-    if span.parent_id is not None:
-        span.parent_id = _intern(span.parent_id) if span.parent_id else None
+    if span.parent_id == "":
+        span.parent_id = None
     if span.layer is not None:
-        span.layer = normalize_layer(span.layer)
+        span.layer = _layer_cache.get(span.layer) or _norm_layer(span.layer)
     if span.status is not None:
-        span.status = normalize_status(span.status)
-    span.operation = _intern(span.operation) if span.operation else ""
-    span.component = _intern(span.component) if span.component else ""
-    ts = span.ts
-    if ts is not None:
-        span.ts = parse_timestamp(ts)
-        if span.ts is None:
-            span.flags |= SCHEMA
-            span.issues += (f"timestamp: cannot read {ts!r} as ISO 8601 or epoch seconds",)
+        span.status = _status_cache.get(span.status) or _norm_status(span.status)
+    op = span.operation
+    span.operation = _intern(op) if op else ""
+    comp = span.component
+    span.component = _intern(comp) if comp else ""
+    _fix_ts(span)
     if span.meta is not None:
         apply_meta(span, span.meta, raw)
     return span
+
+
+def _finish_batch(spans: list[Span], raws: list[bytes], origin: int, first_line_no: int) -> None:
+    """`_finish` for a clean batch, inlined for the common case (this is the hot loop of a load)."""
+    layer_cache = _layer_cache
+    status_cache = _status_cache
+    intern = _intern
+    identity_cache = _identity_cache
+    flat_label = _FLAT_LABEL
+    line_no = first_line_no
+    for span, raw in zip(spans, raws, strict=True):
+        span.raw = raw
+        span.origin = origin
+        span.line_no = line_no
+        line_no += 1
+        if span.parent_id == "":
+            span.parent_id = None
+        layer = span.layer
+        if layer is not None:
+            norm = layer_cache.get(layer)
+            span.layer = norm if norm is not None else _norm_layer(layer)
+        status = span.status
+        if status is not None:
+            norm = status_cache.get(status)
+            span.status = norm if norm is not None else _norm_status(status)
+        op = span.operation
+        span.operation = intern(op) if op else ""
+        comp = span.component
+        span.component = intern(comp) if comp else ""
+        ts = span.ts
+        if ts.__class__ is not float or ts > 1e11:
+            _fix_ts(span)
+        meta = span.meta
+        if meta is None:
+            continue
+        agent = meta.agent
+        if agent and not meta.labels and flat_label not in raw:
+            ident = identity_cache.get((0, bytes(agent))) or _identity(0, agent)
+            span.agent = ident[0]
+            span.run_id = ident[1] if meta.agent_run_id is None else _str_or_none(meta.agent_run_id)
+            span.labels = ident[3]
+            corr = meta.correlation_id
+            pcorr = meta.parent_correlation_id
+            plain = corr is None or corr.__class__ is str
+            if plain and (pcorr is None or pcorr.__class__ is str):
+                if corr is None and meta.correlationId is not None:
+                    corr = _str_or_none(meta.correlationId)
+                if pcorr is None and meta.parentCorrelationId is not None:
+                    pcorr = _str_or_none(meta.parentCorrelationId)
+                span.correlation_id = corr
+                span.parent_correlation_id = pcorr
+                span.meta = None
+                continue
+        apply_meta(span, meta, raw)
+
+
+def _norm_layer(layer: str) -> str:
+    return _layer_cache.setdefault(layer, _intern(normalize_layer(layer)))
+
+
+def _norm_status(status: str) -> str:
+    return _status_cache.setdefault(status, _intern(normalize_status(status)))
+
+
+def _fix_ts(span: Span) -> None:
+    ts = span.ts
+    if ts is None:
+        return
+    span.ts = parse_timestamp(ts)
+    if span.ts is None:
+        span.flags |= SCHEMA
+        span.issues += (f"timestamp: cannot read {ts!r} as ISO 8601 or epoch seconds",)
 
 
 _EXPECT = {
@@ -157,16 +308,28 @@ def _type_name(value: object) -> str:
 class LineDecoder:
     """Decodes lines of one stream; reuse it (it holds the typed decoders)."""
 
-    def __init__(self) -> None:
-        self._typed = msgspec.json.Decoder(Span)
-        self._meta = msgspec.convert
+    def __init__(self, identity: bool = True) -> None:
+        """Args:
+        identity: extract agent identity, labels and correlation ids from `metadata`; without
+            it spans are `SpanWithoutMeta` and those attributes stay empty.
+        """
+        self.identity = identity
+        self._typed = msgspec.json.Decoder(Span if identity else SpanWithoutMeta)
         self._any = msgspec.json.Decoder()
-        self._missing = 0
 
     def decode(
         self, lines: list[bytes], first_line_no: int, origin: int = 0
     ) -> tuple[list[Span], list[Rejected]]:
         """Decode a batch; blank entries are skipped (they keep line numbering positional)."""
+        if len(lines) > 1 and all(lines):
+            try:
+                fast = self._typed.decode_lines(b"\n".join(lines))
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass
+            else:
+                if len(fast) == len(lines):
+                    _finish_batch(fast, lines, origin, first_line_no)
+                    return fast, []
         spans: list[Span] = []
         rejected: list[Rejected] = []
         typed = self._typed.decode
@@ -256,9 +419,9 @@ class LineDecoder:
             flags=SCHEMA,
             issues=tuple(issues) or (f"schema: {why}",),
         )
-        if isinstance(meta, dict):
+        if isinstance(meta, dict) and self.identity:
             try:
-                span.meta = msgspec.convert(meta, Meta)
+                span.meta = msgspec.json.decode(msgspec.json.encode(meta), type=Meta)
             except msgspec.ValidationError:
                 span.meta = None
         return _finish(span, raw, origin, line_no)

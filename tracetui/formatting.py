@@ -191,7 +191,6 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
     Each node is the original event's fields plus `children`; anything tracetui has to say about a
     span (context-only, duplicate, cycle, parent missing, schema issues) sits under `_tracetui`.
     """
-    encode = msgspec.json.encode
     yield b"["
     first_root = True
     for entry in selection.top:
@@ -209,15 +208,13 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                 if isinstance(item, bytes):
                     yield item
                     continue
-                fields = item.fields()
-                fields.pop("children", None)
-                fields["trace_id"] = fields.get("trace_id", item.trace_id)
-                fields.setdefault("parent_id", None)
                 notes = _annotations(item, store, selection)
-                if notes:
-                    fields["_tracetui"] = notes
-                body = encode(fields)
-                yield body[:-1] + (b',"children":[' if len(body) > 2 else b'"children":[')
+                raw = item.raw.rstrip()
+                if not notes and raw.endswith(b"}") and _plain(raw):
+                    # Fast path: the original bytes, untouched, with children appended.
+                    yield raw[:-1] + b',"children":['
+                else:
+                    yield _node_json(item, notes)
                 kids = [k for k in store.children(item) if selection.shows(k)]
                 stack.append(b"]}")
                 for i in range(len(kids) - 1, -1, -1):
@@ -225,3 +222,20 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                     if i > 0:
                         stack.append(b",")
     yield b"]"
+
+
+def _plain(raw: bytes) -> bool:
+    """True when a line can be copied as is: it has both ids and no `children` key of its own."""
+    return b'"parent_id"' in raw and b'"trace_id"' in raw and b'"children"' not in raw
+
+
+def _node_json(span: Span, notes: dict[str, Any]) -> bytes:
+    """A node's opening bytes from its decoded fields (ids ensured, annotations attached)."""
+    fields = span.fields()
+    fields.pop("children", None)
+    fields["trace_id"] = fields.get("trace_id", span.trace_id)
+    fields.setdefault("parent_id", None)
+    if notes:
+        fields["_tracetui"] = notes
+    body = msgspec.json.encode(fields)
+    return body[:-1] + (b',"children":[' if len(body) > 2 else b'"children":[')

@@ -40,12 +40,18 @@ def gc_paused() -> Iterator[None]:
 class StreamLoader:
     """Feeds one byte stream into a store: one framer and one decoder per stream."""
 
-    def __init__(self, store: TraceStore, origin: str, on_reject: RejectHook | None = None):
+    def __init__(
+        self,
+        store: TraceStore,
+        origin: str,
+        on_reject: RejectHook | None = None,
+        identity: bool = True,
+    ) -> None:
         self.store = store
         self.origin_name = origin
         self.origin = store.origin(origin)
         self.framer = LineFramer()
-        self.decoder = LineDecoder()
+        self.decoder = LineDecoder(identity)
         self.on_reject = on_reject
 
     def feed(self, chunk: bytes) -> None:
@@ -73,18 +79,29 @@ class StreamLoader:
 
 
 def load_stream(
-    store: TraceStore, stream: BinaryIO, origin: str, on_reject: RejectHook | None = None
+    store: TraceStore,
+    stream: BinaryIO,
+    origin: str,
+    on_reject: RejectHook | None = None,
+    identity: bool = True,
 ) -> None:
     """Read a stream to its end into the store."""
-    loader = StreamLoader(store, origin, on_reject)
+    loader = StreamLoader(store, origin, on_reject, identity)
     read = stream.read
     while chunk := read(CHUNK):
         loader.feed(chunk)
     loader.finish()
 
 
-def load_paths(store: TraceStore, paths: list[str], on_reject: RejectHook | None = None) -> None:
+def load_paths(
+    store: TraceStore,
+    paths: list[str],
+    on_reject: RejectHook | None = None,
+    identity: bool = True,
+) -> None:
     """Load files (`-` = stdin) into the store, with GC paused.
+
+    `identity=False` skips agent identity and correlation ids (see `LineDecoder`).
 
     Raises:
         OSError: when a file cannot be opened or read.
@@ -92,7 +109,7 @@ def load_paths(store: TraceStore, paths: list[str], on_reject: RejectHook | None
     with gc_paused():
         for path in paths:
             if path == "-":
-                load_stream(store, sys.stdin.buffer, "stdin", on_reject)
+                load_stream(store, sys.stdin.buffer, "stdin", on_reject, identity)
                 continue
             with open(path, "rb") as fh:
-                load_stream(store, fh, path, on_reject)
+                load_stream(store, fh, path, on_reject, identity)

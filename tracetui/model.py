@@ -57,15 +57,22 @@ def layer_short(layer: str | None) -> str:
     return LAYER_SHORT.get(layer, layer)
 
 
-class Meta(msgspec.Struct, gc=False):
-    """The parts of `metadata` the store indexes; everything else stays in `Span.raw`."""
+_NO_RAW: Final = msgspec.Raw()
 
-    agent: Any = None
-    agent_context: Any = None
-    agentContext: Any = None
+
+class Meta(msgspec.Struct, gc=False):
+    """The parts of `metadata` the store indexes; everything else stays in `Span.raw`.
+
+    Agent objects and labels stay encoded (`Raw`, empty when absent): the same agent object repeats
+    on every span of a run, so the decoder reads each distinct one once and caches the result.
+    """
+
+    agent: msgspec.Raw = _NO_RAW
+    agent_context: msgspec.Raw = _NO_RAW
+    agentContext: msgspec.Raw = _NO_RAW
     agent_name: Any = msgspec.field(default=None, name="agent.name")
     agent_run_id: Any = msgspec.field(default=None, name="agent.run_id")
-    labels: Any = None
+    labels: msgspec.Raw = _NO_RAW
     correlation_id: Any = None
     correlationId: Any = None
     parent_correlation_id: Any = None
@@ -148,6 +155,16 @@ class Span(msgspec.Struct, gc=False):
         if dot and self.layer is not None and normalize_layer(head) == self.layer:
             return tail
         return op
+
+
+class SpanWithoutMeta(Span, gc=False):
+    """A `Span` decoded with `metadata` skipped: no agent identity, labels or correlation ids.
+
+    For one-shot commands that never look at them (`tree` without agent or label filters); the
+    parser skips the metadata object instead of building it, which makes bulk loads much cheaper.
+    """
+
+    meta: Meta | None = msgspec.field(default=None, name="@tracetui:meta")
 
 
 class Rejected(msgspec.Struct, gc=False, frozen=True):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import chain
+from operator import attrgetter
 from typing import Final
 
 import msgspec
@@ -19,6 +21,10 @@ import msgspec
 from tracetui.model import CYCLE, DUPLICATE, Rejected, Span
 
 FACETS: Final = ("layer", "status", "agent", "label", "component", "operation")
+
+_FACET_GETTERS: Final = tuple(
+    (name, attrgetter(name)) for name in ("layer", "status", "agent", "component", "operation")
+)
 
 TopEntry = Span | str
 """A top-level entry: a root span, or the id of a parent that has not arrived (a placeholder)."""
@@ -78,7 +84,7 @@ class TraceStore:
         self.rejected: list[Rejected] = []
         self.notices: list[Notice] = []
         self.evicted = 0
-        self.facets: dict[str, Counter[str | None]] = {name: Counter() for name in FACETS}
+        self._facets: dict[str, Counter[str | None]] | None = None
 
     # ---- origins -------------------------------------------------------------------------------
 
@@ -105,9 +111,66 @@ class TraceStore:
         change = Change()
         change.rejected.extend(rejected)
         self.rejected.extend(change.rejected)
-        for span in spans:
-            self._add(span, change)
-        if change.new:
+        new = change.new
+        new.extend(spans)
+        seq = self._first_seq + len(self._events)
+        self._events.extend(new)
+        self._live += len(new)
+        add = self._add
+        by_id = self.by_id
+        top_pos = self._top_pos
+        children = self._children
+        sorted_keys = self._sorted
+        for span in new:
+            span.seq = seq
+            seq += 1
+            tid = span.trace_id
+            pid = span.parent_id
+            if pid is None or pid == tid or tid in by_id:
+                add(span, change)
+                continue
+            slot = top_pos.get(tid)
+            if slot is not None:
+                if pid in by_id:
+                    add(span, change)  # a waited-for span joins a present parent: check loops
+                    continue
+                # Inlined: a waited-for span lands while its own parent is still missing.
+                del top_pos[tid]
+                by_id[tid] = span
+                self._share_id(span)
+                change.adopted.append(span)
+                siblings = children.get(pid)
+                if siblings is None:
+                    children[pid] = [span]
+                else:
+                    siblings.append(span)
+                    if sorted_keys:
+                        sorted_keys.discard(pid)
+                if pid in top_pos:
+                    self._drop_slot(slot)
+                else:
+                    self._top[slot] = pid
+                    top_pos[pid] = slot
+                change.top_changed = True
+                continue
+            # The common case, inlined: a new id that nobody waits for, with a parent id.
+            by_id[tid] = span
+            parent = by_id.get(pid)
+            if parent is not None:
+                span.parent_id = pid = parent.trace_id
+            siblings = children.get(pid)
+            if siblings is None:
+                children[pid] = [span]
+            else:
+                siblings.append(span)
+                if sorted_keys:
+                    sorted_keys.discard(pid)
+            if parent is None and pid not in top_pos:
+                self._append_top(pid, pid)
+                change.top_changed = True
+        if new:
+            if self._facets is not None:
+                self._count(new, 1)
             change.facets.update(FACETS)
         if self.max_events is not None and self._live > self.max_events:
             change.evicted = self._evict(self._live - self.max_events)
@@ -115,17 +178,15 @@ class TraceStore:
         return change
 
     def _add(self, span: Span, change: Change) -> None:
-        span.seq = self._first_seq + len(self._events)
-        self._events.append(span)
-        self._live += 1
-        change.new.append(span)
-        self._count(span, 1)
         tid = span.trace_id
         pid = span.parent_id
-        first = self.by_id.get(tid)
+        by_id = self.by_id
+        first = by_id.get(tid)
         if first is None:
-            self.by_id[tid] = span
+            by_id[tid] = span
             slot = self._top_pos.pop(tid, None)
+            if slot is not None:
+                self._share_id(span)
         else:
             slot = None
             first.flags |= DUPLICATE
@@ -154,13 +215,16 @@ class TraceStore:
             change.top_changed = True
             return
         assert pid is not None
+        parent = by_id.get(pid)
+        if parent is not None:
+            span.parent_id = pid = parent.trace_id  # one string object per id, shared
         siblings = self._children.get(pid)
         if siblings is None:
             self._children[pid] = [span]
         else:
             siblings.append(span)
             self._sorted.discard(pid)
-        if pid in self.by_id or pid in self._top_pos:
+        if parent is not None or pid in self._top_pos:
             if slot is not None:
                 self._drop_slot(slot)
                 change.top_changed = True
@@ -171,6 +235,21 @@ class TraceStore:
             else:
                 self._append_top(pid, pid)
             change.top_changed = True
+
+    def _share_id(self, span: Span) -> None:
+        """Point waiting children (and the children index) at the parent's own id string.
+
+        Ids are not interned (that costs time and an intern-table entry per id); instead every
+        reference to an id resolves to the string object of the span that carries it.
+        """
+        tid = span.trace_id
+        children = self._children
+        kids = children.pop(tid, None)
+        if kids is None:
+            return
+        children[tid] = kids
+        for kid in kids:
+            kid.parent_id = tid
 
     def _loop_through(self, span: Span) -> list[Span]:
         """If linking `span` under its parent closes a loop, the spans on it; else []."""
@@ -198,39 +277,58 @@ class TraceStore:
             self._compact_top()
 
     def _compact_top(self) -> None:
-        self._top = [e for e in self._top if e is not None]
-        self._top_pos = {
-            (e if isinstance(e, str) else e.seq): i
-            for i, e in enumerate(self._top)
-            if e is not None
-        }
+        # In place: ingest holds local references to both containers.
+        live: list[TopEntry] = [e for e in self._top if e is not None]
+        self._top[:] = live
+        pos = self._top_pos
+        pos.clear()
+        pos.update(((e if isinstance(e, str) else e.seq), i) for i, e in enumerate(live))
         self._top_holes = 0
 
-    def _count(self, span: Span, delta: int) -> None:
+    def _count(self, spans: list[Span], sign: int) -> None:
+        """Add (sign 1) or remove (sign -1) spans from the facet counts, a whole batch at once."""
         f = self.facets
-        f["layer"][span.layer] += delta
-        f["status"][span.status] += delta
-        f["agent"][span.agent] += delta
-        f["component"][span.component or None] += delta
-        f["operation"][span.operation or None] += delta
-        for label in span.labels:
-            f["label"][label] += delta
+        assert f is not None
+        for name, getter in _FACET_GETTERS:
+            if sign > 0:
+                f[name].update(map(getter, spans))
+            else:
+                f[name].subtract(map(getter, spans))
+        labels = chain.from_iterable(s.labels for s in spans)
+        if sign > 0:
+            f["label"].update(labels)
+        else:
+            f["label"].subtract(labels)
+            for counter in f.values():
+                for key in [k for k, v in counter.items() if v <= 0]:
+                    del counter[key]
+
+    @property
+    def facets(self) -> dict[str, Counter[str | None]]:
+        """Live counts per facet value: layer, status, agent, label (`k=v`), component, operation.
+
+        Counted on first use (one pass over the resident spans), then kept up to date by every
+        ingest and eviction; one-shot commands that never ask pay nothing for them.
+        """
+        if self._facets is None:
+            self._facets = {name: Counter() for name in FACETS}
+            self._count(list(self.events()), 1)
+        return self._facets
 
     # ---- retention -----------------------------------------------------------------------------
 
     def _evict(self, excess: int) -> int:
         """Evict whole top-level trees, oldest first, until `excess` spans are gone."""
-        gone = 0
+        removed: list[Span] = []
         for slot, entry in enumerate(self._top):
-            if gone >= excess:
+            if len(removed) >= excess:
                 break
             if entry is None:
                 continue
-            members = list(self.subtree(entry))
-            for _, node in members:
-                if isinstance(node, Span):
-                    self._remove(node)
-                    gone += 1
+            members = [n for _, n in self.subtree(entry) if isinstance(n, Span)]
+            for node in members:
+                self._remove(node)
+            removed.extend(members)
             if isinstance(entry, str):
                 self._children.pop(entry, None)
                 self._top_pos.pop(entry, None)
@@ -238,8 +336,12 @@ class TraceStore:
                 self._top_pos.pop(entry.seq, None)
             self._top[slot] = None
             self._top_holes += 1
+        gone = len(removed)
+        if self._facets is not None:
+            self._count(removed, -1)
         self.evicted += gone
-        self._compact_top()
+        if self._top_holes * 2 > len(self._top):
+            self._compact_top()
         self._trim_events()
         return gone
 
@@ -256,7 +358,6 @@ class TraceStore:
         self._cut.discard(span.seq)
         self._events[span.seq - self._first_seq] = None
         self._live -= 1
-        self._count(span, -1)
 
     def _trim_events(self) -> None:
         events = self._events

@@ -101,12 +101,18 @@ class BadLineReport:
 
 
 def load_or_fail(
-    paths: tuple[str, ...], report: BadLineReport, max_events: int | None
+    paths: tuple[str, ...],
+    report: BadLineReport,
+    max_events: int | None,
+    identity: bool = True,
 ) -> TraceStore:
-    """Load files into a new store; an unreadable file is a clear usage error (exit 2)."""
+    """Load files into a new store; an unreadable file is a clear usage error (exit 2).
+
+    `identity=False` skips agent identity (for output that neither filters nor shows it).
+    """
     store = TraceStore(max_events=max_events)
     try:
-        load_paths(store, list(paths), report)
+        load_paths(store, list(paths), report, identity)
     except OSError as exc:
         raise click.FileError(exc.filename or "?", hint=exc.strerror or str(exc)) from None
     return store

@@ -59,7 +59,7 @@ def tree(
     """
     flt = make_filter(layers, statuses, agents, labels, text, regex)
     report = BadLineReport()
-    store = load_or_fail(files, report, max_events)
+    store = load_or_fail(files, report, max_events, identity=bool(agents or labels))
     selection = select(store, flt, trace_id=trace_id, last=last)
     if fmt == "json":
         write_out(json_forest(store, selection))
