@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from collections import Counter
 from typing import Any
 
@@ -446,3 +447,32 @@ def test_every_span_is_shown_exactly_once_whatever_the_links(
     assert sum(store.facets["operation"].values()) == len(events)
     everything = kit.selection(store, Filter.make(text="op"))
     assert everything.matched is not None and len(everything.matched) == len(events)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("batching", ["one-batch", "line-by-line", "shuffled-batches"])
+def test_many_resolved_placeholders_in_one_batch(kit: TraceKit, batching: str) -> None:
+    """Thousands of kids arrive before their parents: the top level fills with placeholders that
+    are resolved again (holes that trigger compaction mid-batch); nothing may be lost or doubled.
+    """
+    events: list[dict[str, Any]] = []
+    for i in range(2000):
+        events.append(ev(f"k{i}", f"c{i}", operation=f"k{i}"))
+        events.append(ev(f"c{i}", f"R{i % 3}", operation=f"c{i}"))
+    events.append(ev("R0", None, operation="R0"))
+    reference = kit.store_of(events, batches=[1] * len(events))
+    if batching == "one-batch":
+        store = kit.store_of(events)
+    elif batching == "line-by-line":
+        store = reference
+    else:
+        shuffled = random.Random(7).sample(events, len(events))
+        store = kit.store_of(shuffled, batches=[37] * (len(events) // 37 + 1))
+    assert sorted(n if isinstance(n, str) else n.trace_id for n in store.top()) == [
+        "R0",
+        "R1",
+        "R2",
+    ]
+    assert sum(1 for _, n in store.walk() if not isinstance(n, str)) == len(events)
+    assert sorted(ops(kit.text(store))) == sorted(e["operation"] for e in events)
+    assert kit.forest_shape(store) == kit.forest_shape(reference)
