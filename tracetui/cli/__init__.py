@@ -18,11 +18,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from tracetui.cli import monitor, stats, tree
+    from tracetui.cli import monitor, snapshot, stats, tree
 
     main.add_command(tree.tree)
     main.add_command(stats.stats)
     main.add_command(monitor.monitor)
+    main.add_command(snapshot.snapshot)
     main.add_command(__import__("tracetui.cli.tail", fromlist=["tail"]).tail)
 
 

@@ -296,6 +296,8 @@ class TraceApp(App[None]):
                 out.append(f" +{self.pending_spans:,}")
         elif self._loading:
             out.append(" ⟳ LOADING ", "bold reverse")
+        elif self.feed is None or self.feed.done:
+            out.append(" ■ DONE ", "bold")
         else:
             out.append(" ● LIVE ", "bold")
         out.append(f"  {len(store):,} ev")

@@ -24,6 +24,7 @@ def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
     """Write `chunks` to `path` so that the file appears complete or not at all."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
@@ -34,6 +35,12 @@ def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def snapshot_prefix(folder: Path, now: float | None = None) -> Path:

@@ -260,7 +260,7 @@ class SpanTree(ScrollView, can_focus=True):
             self.post_message(self.Selected(self.cursor_node))
 
     def _has_children(self, node: TopEntry) -> bool:
-        return self.view.store.has_children(node)
+        return self.view.has_visible_children(node)
 
     def _toggle(self, node: TopEntry) -> None:
         self.view.toggle(node)
@@ -351,7 +351,7 @@ class SpanTree(ScrollView, can_focus=True):
         left.append("  " * level)
         if depth > MAX_INDENT_LEVELS:
             left.append(f"┄{depth}┄", self._style("guide"))
-        has_kids = store.has_children(node)
+        has_kids = self.view.has_visible_children(node)
         is_open = self.view.is_open(node)
         left.append(("▾ " if is_open else "▸ ") if has_kids else "  ", self._style("guide"))
         if isinstance(node, str):

@@ -160,6 +160,12 @@ class TreeView:
             return any(self.shows(k) for k in self.store.children(node))
         return node.seq in self.matched or node.seq in self.context
 
+    def has_visible_children(self, node: TopEntry) -> bool:
+        """Whether expanding the node would show anything."""
+        if self.matched is None:
+            return self.store.has_children(node)
+        return any(self.shows(k) for k in self.store.children(node))
+
     def is_context(self, node: TopEntry) -> bool:
         """True for a span shown only because a descendant matches."""
         return not isinstance(node, str) and node.seq in self.context
