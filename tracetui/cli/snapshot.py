@@ -124,7 +124,7 @@ def _screenshot(
     app.view.set_filter(flt, violations_only=violations)
     shots: list[str] = []
 
-    async def shoot(pilot: Pilot[None]) -> None:
+    async def shoot(pilot: Pilot[object]) -> None:
         await pilot.pause()
         app.span_tree.action_first()
         await pilot.pause()
