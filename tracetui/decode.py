@@ -287,6 +287,18 @@ def _fix_ts(span: Span) -> None:
         span.issues += (f"timestamp: cannot read {ts!r} as ISO 8601 or epoch seconds",)
 
 
+_INTERNAL_KEY = b'"@tracetui:'
+
+
+def _valid_utf8(data: bytes) -> bool:
+    """JSON text is UTF-8; msgspec does not check strings it skips, so check the whole line."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 _EXPECT = {
     "trace_id": "a string",
     "parent_id": "a string or null",
@@ -296,6 +308,7 @@ _EXPECT = {
     "component": "a string",
     "duration_ms": "a number",
     "metadata": "an object",
+    "timestamp": "ISO 8601 text or epoch seconds",
 }
 
 
@@ -322,42 +335,50 @@ class LineDecoder:
     ) -> tuple[list[Span], list[Rejected]]:
         """Decode a batch; blank entries are skipped (they keep line numbering positional)."""
         if len(lines) > 1 and all(lines):
-            try:
-                fast = self._typed.decode_lines(b"\n".join(lines))
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                pass
-            else:
-                if len(fast) == len(lines):
-                    _finish_batch(fast, lines, origin, first_line_no)
-                    return fast, []
+            joined = b"\n".join(lines)
+            if _INTERNAL_KEY not in joined and _valid_utf8(joined):
+                try:
+                    fast = self._typed.decode_lines(joined)
+                except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+                    pass
+                else:
+                    if len(fast) == len(lines):
+                        _finish_batch(fast, lines, origin, first_line_no)
+                        return fast, []
         spans: list[Span] = []
         rejected: list[Rejected] = []
-        typed = self._typed.decode
         line_no = first_line_no - 1
         for raw in lines:
             line_no += 1
-            if not raw:
+            if not raw or raw.isspace():
                 continue
-            try:
-                span = typed(raw)
-            except msgspec.ValidationError as exc:
-                result = self._lenient(raw, origin, line_no, str(exc))
-                if isinstance(result, Rejected):
-                    rejected.append(result)
-                else:
-                    spans.append(result)
-                continue
-            except msgspec.DecodeError as exc:
-                rejected.append(self._reject(raw, origin, line_no, exc))
-                continue
-            spans.append(_finish(span, raw, origin, line_no))
+            result = self._one(raw, origin, line_no)
+            if isinstance(result, Rejected):
+                rejected.append(result)
+            else:
+                spans.append(result)
         return spans, rejected
+
+    def _one(self, raw: bytes, origin: int, line_no: int) -> Span | Rejected:
+        """Decode one line: typed, else lenient, else rejected."""
+        if not _valid_utf8(raw):
+            return Rejected(origin, line_no, "not valid UTF-8", preview_bytes(raw))
+        try:
+            span = self._typed.decode(raw)
+        except msgspec.ValidationError as exc:
+            return self._lenient(raw, origin, line_no, str(exc))
+        except RecursionError:
+            return Rejected(origin, line_no, "JSON nested too deeply", preview_bytes(raw))
+        except msgspec.DecodeError as exc:
+            return self._reject(raw, origin, line_no, exc)
+        if _INTERNAL_KEY in raw:
+            # A key spelled like one of our internal fields must not set it: rebuild leniently.
+            return self._lenient(raw, origin, line_no, "")
+        return _finish(span, raw, origin, line_no)
 
     def _reject(self, raw: bytes, origin: int, line_no: int, exc: Exception) -> Rejected:
         msg = str(exc)
-        if raw.strip(b" \t") == b"":
-            reason = "blank line with only whitespace"
-        elif "utf-8" in msg.lower():
+        if "utf-8" in msg.lower():
             reason = "not valid UTF-8"
         elif "recursion" in msg.lower() or "depth" in msg.lower():
             reason = "JSON nested too deeply"
@@ -368,6 +389,8 @@ class LineDecoder:
     def _lenient(self, raw: bytes, origin: int, line_no: int, why: str) -> Span | Rejected:
         try:
             value = self._any.decode(raw)
+        except RecursionError:
+            return Rejected(origin, line_no, "JSON nested too deeply", preview_bytes(raw))
         except msgspec.DecodeError as exc:
             return self._reject(raw, origin, line_no, exc)
         if not isinstance(value, dict):
@@ -388,6 +411,8 @@ class LineDecoder:
                 "a string or null": v is None or isinstance(v, str),
                 "a number": isinstance(v, (int, float)) and not isinstance(v, bool),
                 "an object": v is None or isinstance(v, dict),
+                "ISO 8601 text or epoch seconds": v is None
+                or (isinstance(v, (str, int, float)) and not isinstance(v, bool)),
             }[expected]
             if ok:
                 kept[key] = v
@@ -416,9 +441,11 @@ class LineDecoder:
             component=kept.get("component", ""),
             duration_ms=float(kept["duration_ms"]) if "duration_ms" in kept else None,
             ts=ts if isinstance(ts, (str, float, int)) and not isinstance(ts, bool) else None,
-            flags=SCHEMA,
-            issues=tuple(issues) or (f"schema: {why}",),
         )
+        found = tuple(issues) or ((f"schema: {why}",) if why else ())
+        if found:
+            span.flags = SCHEMA
+            span.issues = found
         if isinstance(meta, dict) and self.identity:
             try:
                 span.meta = msgspec.json.decode(msgspec.json.encode(meta), type=Meta)

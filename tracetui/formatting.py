@@ -130,9 +130,9 @@ def console_line(span: Span, store: TraceStore | None = None, *, context: bool =
     return "".join(out)
 
 
-def _prefix(guides: list[bool], last: bool) -> str:
-    """Indentation for a node; `guides` says, per ancestor level, whether it was a last child."""
-    depth = len(guides) + 1
+def _prefix(guides: list[bool], last: bool, depth: int) -> str:
+    """Indentation for a node at `depth` (root = 0); `guides` says, per ancestor level shown,
+    whether it was a last child."""
     shown = guides[: MAX_INDENT - 1]
     parts = ["  "]
     parts.extend("    " if g else "│   " for g in shown)
@@ -154,20 +154,20 @@ def tree_lines(store: TraceStore, selection: Selection) -> Iterator[str]:
             if not selection.shows(root):
                 continue
             yield console_line(root, store, context=selection.is_context(root))
-            stack: list[tuple[list[bool], Span, bool]] = []
+            stack: list[tuple[list[bool], Span, bool, int]] = []
             kids = [k for k in store.children(root) if selection.shows(k)]
             for i in range(len(kids) - 1, -1, -1):
-                stack.append(([], kids[i], i == len(kids) - 1))
+                stack.append(([], kids[i], i == len(kids) - 1, 1))
             while stack:
-                guides, node, last = stack.pop()
-                yield _prefix(guides, last) + console_line(
+                guides, node, last, depth = stack.pop()
+                yield _prefix(guides, last, depth) + console_line(
                     node, store, context=selection.is_context(node)
                 )
                 kids = [k for k in store.children(node) if selection.shows(k)]
                 if kids:
                     child_guides = [*guides, last] if len(guides) < MAX_INDENT else guides
                     for i in range(len(kids) - 1, -1, -1):
-                        stack.append((child_guides, kids[i], i == len(kids) - 1))
+                        stack.append((child_guides, kids[i], i == len(kids) - 1, depth + 1))
 
 
 def _annotations(span: Span, store: TraceStore, selection: Selection) -> dict[str, Any]:

@@ -116,7 +116,8 @@ def text_matcher(text: str, regex: bool = False) -> Callable[[Span], bool]:
     def match(span: Span) -> bool:
         if found(span.operation or "") or found(span.component or ""):
             return True
-        if prefilter is not None and prefilter not in span.raw.lower():
+        raw = span.raw
+        if prefilter is not None and b"\\" not in raw and prefilter not in raw.lower():
             return False
         fields = span.fields()
         return any(isinstance(fields.get(k), str) and found(fields[k]) for k in TEXT_FIELDS[2:])

@@ -16,6 +16,8 @@ def _escape_char(ch: str) -> str:
     if ch.isprintable():
         return ch
     code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
     if code <= 0xFF:
         return f"\\x{code:02x}"
     if code <= 0xFFFF:
@@ -43,7 +45,7 @@ def sanitize(text: str) -> str:
 
 def preview_bytes(data: bytes, limit: int = 120) -> str:
     """An escaped, length-limited preview of raw bytes (invalid UTF-8 shown as `\\xNN`)."""
-    head = data[: limit * 4].decode("utf-8", errors="backslashreplace")
+    head = data[: limit * 4].decode("utf-8", errors="surrogateescape")
     text = sanitize(head)
     if len(text) > limit or len(data) > limit * 4:
         text = text[:limit] + "…"

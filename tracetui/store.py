@@ -347,14 +347,16 @@ class TraceStore:
 
     def _remove(self, span: Span) -> None:
         tid = span.trace_id
-        if self.by_id.get(tid) is span:
-            del self.by_id[tid]
-            self._children.pop(tid, None)
         dups = self.duplicates.get(tid)
         if dups is not None:
             dups.remove(span)
             if len(dups) <= 1:
                 del self.duplicates[tid]
+        if self.by_id.get(tid) is span:
+            del self.by_id[tid]
+            self._children.pop(tid, None)
+            if dups:
+                self.by_id[tid] = dups[0]  # the next span with this id takes its place
         self._cut.discard(span.seq)
         self._events[span.seq - self._first_seq] = None
         self._live -= 1

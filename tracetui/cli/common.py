@@ -80,6 +80,12 @@ def make_filter(
     return Filter.make(layers, statuses, agents, labels, text, regex)
 
 
+class UnreadableFile(click.ClickException):
+    """A file named on the command line cannot be read: a usage error, exit status 2."""
+
+    exit_code = 2
+
+
 class BadLineReport:
     """Prints each bad line once on stderr as `FILE:LINE: reason: preview`, and the total."""
 
@@ -114,7 +120,7 @@ def load_or_fail(
     try:
         load_paths(store, list(paths), report, identity)
     except OSError as exc:
-        raise click.FileError(exc.filename or "?", hint=exc.strerror or str(exc)) from None
+        raise UnreadableFile(f"cannot read {exc.filename or '?'}: {exc.strerror or exc}") from None
     return store
 
 
