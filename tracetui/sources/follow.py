@@ -40,6 +40,8 @@ POLL_RECHECK = 0.25
 MAX_CONTINUATION_CHECK = 256 << 20
 """Largest prefix hashed to tell whether a replacement file continues the old one."""
 
+REWRITTEN = "rewritten from the start (truncated and regrown); reading again from the start"
+
 log = logging.getLogger(__name__)
 
 
@@ -71,6 +73,7 @@ class FileFollower(threading.Thread):
         self.sink = LineSink(spec.text, channel, self.status, stop)
         self.watcher: DirWatcher | None = None
         self._wake = threading.Event()
+        self._halt = threading.Event()  # stops the watcher when this follower ends
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
         self._followed_before = False
@@ -90,7 +93,7 @@ class FileFollower(threading.Thread):
         try:
             if self.follow:
                 directory = os.path.dirname(os.path.abspath(self.path))
-                self.watcher = DirWatcher(directory, self._wake, self.stop, poll=self.poll)
+                self.watcher = DirWatcher(directory, self._wake, self._halt, poll=self.poll)
                 self.watcher.start()
             self._loop()
         except Exception as exc:
@@ -98,6 +101,9 @@ class FileFollower(threading.Thread):
             self.status.set("closed", f"reader failed: {exc}")
         finally:
             self._close()
+            self._halt.set()
+            if self.watcher is not None:
+                self.watcher.join(timeout=5)
             self.channel.poke()
 
     def _loop(self) -> None:
@@ -108,16 +114,17 @@ class FileFollower(threading.Thread):
                     return
                 self._wake.wait(self.recheck)
                 continue
-            if self._stream:
+            elif self._stream:
                 self._read_stream()
                 return
-            self._read_to_end()
+            elif self.follow and self._look():
+                continue  # truncated, rotated or gone: look again at the new situation
+            if not self._read_to_end():
+                continue
             if not self.follow:
                 self.sink.finish()
                 self.status.set("eof", "read to the end")
                 return
-            if self._look():
-                continue
             self._settle()
             self._wake.wait(self.recheck)
 
@@ -133,6 +140,8 @@ class FileFollower(threading.Thread):
             parent = os.path.dirname(os.path.abspath(self.path))
             if not self.follow:
                 self.status.set("closed", f"cannot open {self.path}: no such file")
+            elif self._followed_before and self.status.state == "waiting":
+                pass  # keep saying that it was deleted or renamed
             elif os.path.isdir(parent):
                 self._wait_state(f"waiting for {self.path} to appear")
             else:
@@ -223,18 +232,27 @@ class FileFollower(threading.Thread):
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _read_to_end(self) -> None:
+    def _read_to_end(self) -> bool:
+        """Read from our offset to the end; False when the file turned out to be rewritten.
+
+        The head is compared *after* each read: if it is unchanged then, the bytes just read
+        belong to the file we have been following, not to a new one grown past our offset.
+        """
         fd = self._fd
         assert fd is not None
         while not self.stop.is_set():
             data = os.pread(fd, CHUNK, self._offset)
             if not data:
-                return
+                return True
+            if self._head and os.pread(fd, len(self._head), 0) != self._head:
+                self._truncated(REWRITTEN)
+                return False
             if self._offset < HEAD:
                 self._head += data[: HEAD - self._offset]
             self._sum.update(data)
             self._offset += len(data)
             self.sink.feed(data)
+        return True
 
     def _read_stream(self) -> None:
         assert self._fd is not None
@@ -255,9 +273,7 @@ class FileFollower(threading.Thread):
             )
             return True
         if self._head and os.pread(fd, len(self._head), 0) != self._head:
-            self._truncated(
-                "rewritten from the start (truncated and regrown); reading again from the start"
-            )
+            self._truncated(REWRITTEN)
             return True
         try:
             named = os.stat(self.path)

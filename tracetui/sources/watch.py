@@ -69,12 +69,15 @@ class DirWatcher(threading.Thread):
             recursive=False,
         )
         self.wake.set()  # the watch starts now: anything that happened before must be looked at
-        for batch in changes:
-            if batch:
-                self.wake.set()
-            if self.stop.is_set():
-                return
-            if not os.path.isdir(target) or (
-                target != self.directory and nearest_existing_dir(self.directory) != target
-            ):
-                return  # the watched directory went away, or a nearer one appeared
+        try:
+            for batch in changes:
+                if batch:
+                    self.wake.set()
+                if self.stop.is_set():
+                    return
+                if not os.path.isdir(target) or (
+                    target != self.directory and nearest_existing_dir(self.directory) != target
+                ):
+                    return  # the watched directory went away, or a nearer one appeared
+        finally:
+            changes.close()  # releases the inotify descriptors now rather than at the next GC
