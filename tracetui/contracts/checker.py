@@ -1,0 +1,1023 @@
+"""The checker: judges spans against a ContractSet as they land in the store.
+
+Rules come in three reaches, evaluated at different moments so that arrival order never produces a
+false finding:
+
+- **local** rules need only the span itself (schema, required trace data, span contracts,
+  deprecated fields, agent context shape): checked as the span lands.
+- **relational** rules need the span's ancestors (correlation, propagated values, baggage leaks,
+  context requires, outcome events, child-before-parent): checked once the span's whole parent
+  chain up to a root is present. Emitters write a span when it *ends*, so children usually arrive
+  first and are checked, parents before children, when their root lands.
+- **whole-trace** rules (a parent that never arrived, produced keys nobody requires) run when a
+  trace is complete: at `finish` (end of a static file) or in `tick` once the trace has been quiet
+  for the contract's quiet period. Spans waiting under a parent that never arrived then get their
+  relational checks with the chain they have (context requires are not judged there: the missing
+  ancestor may have produced the key). If the parent turns up later they are checked again, and the
+  delta says which findings went away.
+
+Each new span is decoded at most once per batch, by a typed decoder that reads only the keys the
+active rules need (see `probe.ProbeLayout`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from operator import attrgetter
+from typing import Any, Final
+
+import msgspec
+
+from tracetui.contracts.catalog import RULES
+from tracetui.contracts.findings import Finding, FindingDelta
+from tracetui.contracts.loader import ContractSet
+from tracetui.contracts.probe import UNSET, Getter, ProbeLayout
+from tracetui.contracts.spec import Requirement, SpanSpec
+from tracetui.model import CYCLE, DUPLICATE, LAYER_SHORT, SCHEMA, Span, normalize_layer
+from tracetui.store import Change, TraceStore
+
+_ID_SHAPE: Final = re.compile(r"([A-Za-z]+)_(\d+)_([0-9a-fA-F]+)")
+_ID_BY_LAYER: Final = {
+    layer: re.compile(rf"{short}_\d+_[0-9a-fA-F]+") for layer, short in LAYER_SHORT.items()
+}
+_OUTCOMES: Final = ("context.defaulted", "context.failed")
+_AGENT_KEYS: Final = ("agent", "agent_context", "agentContext", "agent.name")
+_OUTCOME_KEYS: Final = ("field", "default", "reason", "error")
+_EPSILON: Final = 1e-6
+_DEFAULT_FIELDS: Final = ("trace_id", "timestamp", "hrm_layer", "operation", "status")
+
+Key = tuple[str, int | str]
+"""Who owns a group of findings: (`local`|`flag`|`rel`, seq) or (`trace`, top-level key)."""
+
+
+class _OpRules(msgspec.Struct, frozen=True):
+    """Operation rules merged for one (operation, layer)."""
+
+    name: str = ""
+    required: tuple[str, ...] = ()
+    required_get: Any = None
+    requires: tuple[tuple[str, Requirement], ...] = ()
+    produces: frozenset[str] = frozenset()
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for a message: strings quoted, others as JSON, clipped."""
+    text = repr(value) if isinstance(value, str) else msgspec.json.encode(value).decode()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def qualified(span: Span) -> tuple[str, ...]:
+    """Names an operation glob is matched against: `altitude.transition`, and as written."""
+    op = span.operation or ""
+    head, dot, tail = op.partition(".")
+    if dot:
+        layer = normalize_layer(head)
+        full = f"{layer}.{tail}" if layer in LAYER_SHORT else op
+    elif span.layer is not None:
+        full = f"{span.layer}.{op}"
+    else:
+        full = op
+    return (full,) if full == op else (full, op)
+
+
+def _event_names(probe: Any, meta_events: Any) -> list[str]:
+    names: list[str] = []
+    for source in (getattr(probe, "events", None), meta_events):
+        if not isinstance(source, list):
+            continue
+        for item in source:
+            name = item.get("name") if isinstance(item, dict) else item
+            names.append(name if isinstance(name, str) else _show(name))
+    return names
+
+
+class Checker:
+    """Applies a ContractSet to a store, batch by batch, and keeps the findings by span.
+
+    Attributes:
+        contracts: what is enforced.
+        counts: number of current findings per severity.
+    """
+
+    def __init__(self, contracts: ContractSet) -> None:
+        self.contracts = contracts
+        self.counts: dict[str, int] = {"error": 0, "warning": 0, "info": 0}
+        self._sev = contracts.severities
+        self._owned: dict[Key, list[Finding]] = {}
+        self._by_seq: dict[int, list[Finding]] = {}
+        self._batch: list[Any] = []
+        self._batch_first = 0
+        self._cache: dict[int, Any] = {}
+        self._ops_cache: dict[tuple[str | None, str | None], _OpRules] = {}
+        self._leaked: dict[int, dict[str, int]] = {}
+        self._produced: dict[int, frozenset[str]] = {}
+        self._partial: set[int] = set()
+        self._touched: dict[int | str, float] = {}
+        self._compile()
+
+    # ---- setup ---------------------------------------------------------------------------------
+
+    def _compile(self) -> None:
+        c = self.contracts
+        on = self._sev.__contains__
+        schema = self._schema = c.schema
+        self._check_summary = schema is not None and on("schema.summary_too_long")
+        self._summary_max = schema.summary_max if schema is not None else 0
+        self._check_shape = schema is not None and schema.trace_id_shape
+        self._structure = schema is not None and schema.structure
+        self._ops = list(c.operations)
+        self._any_required = on("data.missing_key") and any(s.required for _, s in self._ops)
+        self._any_requires = any(s.requires for _, s in self._ops) and (
+            on("context.dangling_read") or on("context.shadow_default")
+        )
+        self._any_produces = any(s.produces for _, s in self._ops)
+        self._dead_writes = self._any_produces and on("context.dead_write")
+        deprecated = c.deprecated if on("propagation.deprecated_field") else {}
+        propagate = c.propagate if on("propagation.value_changed") else []
+        self._correlation = c.correlation and (
+            on("propagation.missing_parent_correlation")
+            or on("propagation.parent_correlation_mismatch")
+        )
+        self._agent_shape = c.agent_context and on("propagation.agent_context_shape")
+        bag = c.baggage
+        self._deny = frozenset(bag.deny) if bag is not None else frozenset()
+        self._allow = frozenset(bag.allow) if bag is not None and bag.allow is not None else None
+        self._baggage = bag is not None and (
+            bool(self._deny) or (self._allow is not None and on("baggage.not_allowed"))
+        )
+        self._outcomes = c.outcome_events and (on("context.defaulted") or on("context.failed"))
+        self._spans: list[tuple[SpanSpec, bytes | None]] = []
+        for spec in c.spans:
+            has = spec.match.has
+            prefix = re.split(r"[*?\[]", has, maxsplit=1)[0] if has else ""
+            needle = b'"' + prefix.encode() if prefix and prefix.isascii() else None
+            self._spans.append((spec, needle))
+        # What the probe must read.
+        paths: list[str] = []
+        for _, op in self._ops:
+            paths.extend(op.required)
+            paths.extend(op.requires)
+        for span_spec, _ in self._spans:
+            paths.extend(span_spec.required)
+        if any(spec.events is not None for spec, _ in self._spans):
+            paths.append("events")
+        paths.extend(deprecated)
+        paths.extend(propagate)
+        if self._baggage:
+            paths.append("baggage")
+        if self._outcomes:
+            paths.extend(_OUTCOME_KEYS)
+        if self._agent_shape:
+            paths.extend(_AGENT_KEYS)
+        top: list[str] = []
+        if self._check_summary:
+            top.extend(("input_summary", "output_summary"))
+        if any(spec.events is not None for spec, _ in self._spans):
+            top.append("events")
+        self._layout = ProbeLayout(paths, top)
+        get = self._get = functools.lru_cache(maxsize=None)(self._layout.getter)
+        self._need_probe = bool(paths or top)
+        self._deprecated = [(path, advice, get(path)) for path, advice in deprecated.items()]
+        heads = sorted({self._layout.attr[p.split(".", 1)[0]] for p in deprecated})
+        self._dep_heads = attrgetter(*heads, *heads) if heads else None
+        self._propagate: list[tuple[str, Getter]] = [(p, get(p)) for p in propagate]
+        self._get_baggage = get("baggage") if self._baggage else None
+        self._agent_heads = (
+            attrgetter(*(self._layout.attr[k] for k in _AGENT_KEYS)) if self._agent_shape else None
+        )
+        self._plain_fields = schema is not None and schema.required_fields == _DEFAULT_FIELDS
+        self._relational = bool(
+            self._structure
+            or self._correlation
+            or self._propagate
+            or self._baggage
+            or self._any_requires
+            or self._any_produces
+            or self._outcomes
+        )
+
+    # ---- public API ----------------------------------------------------------------------------
+
+    def observe(self, store: TraceStore, change: Change) -> FindingDelta:
+        """Check what one ingest batch added; returns findings added and removed."""
+        delta = FindingDelta()
+        if change.evicted:
+            self._prune(store, delta)
+        if not change.new:
+            return delta
+        try:
+            self._observe(store, change, delta)
+        finally:
+            self._batch = []
+            self._cache.clear()
+        return delta
+
+    def finish(self, store: TraceStore) -> FindingDelta:
+        """End of a static input: judge every trace as a whole."""
+        delta = FindingDelta()
+        try:
+            for top in list(self._touched):
+                self._whole_trace(store, top, delta)
+            self._touched.clear()
+        finally:
+            self._cache.clear()
+        return delta
+
+    def tick(self, store: TraceStore, now: float) -> FindingDelta:
+        """Live input: judge traces quiet for the quiet period (`now` from `time.monotonic()`)."""
+        delta = FindingDelta()
+        quiet = self.contracts.quiet_period
+        due = [top for top, seen in self._touched.items() if now - seen >= quiet]
+        try:
+            for top in due:
+                del self._touched[top]
+                self._whole_trace(store, top, delta)
+        finally:
+            self._cache.clear()
+        return delta
+
+    def findings_for(self, seq: int) -> list[Finding]:
+        """Current findings about one span."""
+        return list(self._by_seq.get(seq, ()))
+
+    def all(self) -> Iterator[Finding]:
+        """Every current finding, in span arrival order."""
+        for seq in sorted(self._by_seq):
+            yield from self._by_seq[seq]
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    # ---- bookkeeping ---------------------------------------------------------------------------
+
+    def _finding(self, rule: str, span: Span, field: str | None, message: str) -> Finding:
+        return Finding(
+            rule=rule,
+            severity=self._sev[rule],
+            trace_id=span.trace_id,
+            seq=span.seq,
+            field=field,
+            message=message,
+            hint=RULES[rule].hint,
+        )
+
+    def _add(self, finding: Finding, delta: FindingDelta) -> None:
+        lst = self._by_seq.get(finding.seq)
+        if lst is None:
+            self._by_seq[finding.seq] = [finding]
+        else:
+            lst.append(finding)
+        self.counts[finding.severity] += 1
+        delta.added.append(finding)
+
+    def _drop(self, finding: Finding, delta: FindingDelta) -> None:
+        lst = self._by_seq.get(finding.seq)
+        if lst is None:
+            return
+        try:
+            lst.remove(finding)
+        except ValueError:
+            return
+        if not lst:
+            del self._by_seq[finding.seq]
+        self.counts[finding.severity] -= 1
+        delta.removed.append(finding)
+
+    def _replace(self, key: Key, new: list[Finding], delta: FindingDelta) -> None:
+        old = self._owned.pop(key, None)
+        if new:
+            self._owned[key] = new
+        if not old:
+            for f in new:
+                self._add(f, delta)
+            return
+        if old == new:
+            return
+        gone = Counter(old)
+        gone.subtract(new)
+        came = Counter(new)
+        came.subtract(old)
+        for f, n in gone.items():
+            for _ in range(n):
+                self._drop(f, delta)
+        for f, n in came.items():
+            for _ in range(n):
+                self._add(f, delta)
+
+    def _prune(self, store: TraceStore, delta: FindingDelta) -> None:
+        """Forget findings and state of evicted spans."""
+
+        def gone(seq: int) -> bool:
+            return store.get(seq) is None
+
+        for key in [k for k in self._owned if isinstance(k[1], int) and gone(k[1])]:
+            for f in self._owned.pop(key):
+                self._drop(f, delta)
+        for seq in [s for s in self._by_seq if gone(s)]:
+            for f in list(self._by_seq[seq]):
+                self._drop(f, delta)
+        for key in [k for k in self._owned if isinstance(k[1], str) and k[1] in store.by_id]:
+            for f in self._owned.pop(key):
+                self._drop(f, delta)
+        for state in (self._leaked, self._produced):
+            for seq in [s for s in state if gone(s)]:
+                del state[seq]
+        self._partial = {s for s in self._partial if not gone(s)}
+        for top in [t for t in self._touched if isinstance(t, int) and gone(t)]:
+            del self._touched[top]
+
+    # ---- decoding ------------------------------------------------------------------------------
+
+    def _probe(self, span: Span) -> Any:
+        idx = span.seq - self._batch_first
+        batch = self._batch
+        if 0 <= idx < len(batch):
+            return batch[idx]
+        probe = self._cache.get(span.seq)
+        if probe is None:
+            probe = self._cache[span.seq] = self._layout.decode(span.raw)
+        return probe
+
+    def _op_rules(self, span: Span) -> _OpRules:
+        key = (span.operation, span.layer)
+        rules = self._ops_cache.get(key)
+        if rules is None:
+            names = qualified(span)
+            required: list[str] = []
+            requires: dict[str, Requirement] = {}
+            produces: set[str] = set()
+            for glob, spec in self._ops:
+                if any(fnmatch.fnmatchcase(n, glob) for n in names):
+                    required.extend(k for k in spec.required if k not in required)
+                    requires.update(spec.requires)
+                    produces.update(spec.produces)
+            getter = None
+            if required and self._any_required:
+                attrs = [self._layout.attr[k] for k in required]
+                simple = all("." not in k for k in required)
+                getter = attrgetter(*attrs) if simple and len(attrs) > 1 else None
+            rules = _OpRules(
+                names[0], tuple(required), getter, tuple(requires.items()), frozenset(produces)
+            )
+            self._ops_cache[key] = rules
+        return rules
+
+    # ---- the batch -----------------------------------------------------------------------------
+
+    def _observe(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
+        new = change.new
+        first = self._batch_first = new[0].seq
+        if self._need_probe:
+            decode = self._layout.decode
+            self._batch = [decode(s.raw) for s in new]
+        local = self._local
+        owned = self._owned
+        flagged: list[Span] = []
+        for span in new:
+            found = local(span)
+            if found:
+                owned[("local", span.seq)] = found
+                for f in found:
+                    self._add(f, delta)
+            if span.flags & (DUPLICATE | CYCLE) and self._structure:
+                flagged.append(span)
+        if flagged:
+            self._flags(store, flagged, delta)
+        if not self._relational:
+            return
+        now = time.monotonic()
+        touched = self._touched
+        for span in change.adopted:
+            self._retract_trace(span.trace_id, delta)
+            touched.pop(span.trace_id, None)
+        # Resolve each new span's chain (memoised): its top-level key, whether it is complete up
+        # to a root, and the highest new span on it (where a pre-order pass must start).
+        by_id = store.by_id
+        is_cut = store.is_cut
+        memo: dict[int, tuple[int | str, bool, Span | None]] = {}
+        starts: dict[int, Span] = {}
+        tops: set[int | str] = set()
+        limit = len(store) + 1
+        for span in new:
+            path: list[Span] = []
+            node = span
+            while True:
+                hit = memo.get(node.seq)
+                if hit is not None:
+                    top, complete, highest = hit
+                    break
+                path.append(node)
+                pid = node.parent_id
+                if pid is None or is_cut(node):
+                    top, complete, highest = node.seq, True, None
+                    break
+                parent = by_id.get(pid)
+                if parent is None or len(path) > limit:
+                    top, complete, highest = pid, False, None
+                    break
+                node = parent
+            for n in reversed(path):
+                if highest is None and n.seq >= first:
+                    highest = n
+                memo[n.seq] = (top, complete, highest)
+            tops.add(top)
+            if complete and highest is not None:
+                starts[highest.seq] = highest
+        for top in tops:
+            touched[top] = now
+            self._retract_trace(top, delta)
+        for start in starts.values():
+            self._relational_tree(store, start, False, delta)
+
+    def _retract_trace(self, top: int | str, delta: FindingDelta) -> None:
+        key = ("trace", top)
+        if key in self._owned:
+            self._replace(key, [], delta)
+
+    def _relational_tree(
+        self, store: TraceStore, root: Span, partial: bool, delta: FindingDelta
+    ) -> None:
+        """Relational rules for `root` and its descendants, each parent before its children."""
+        relations = self._relations
+        children = store.children
+        owned = self._owned
+        was_partial = self._partial
+        stack = [root]
+        while stack:
+            span = stack.pop()
+            found = relations(store, span, partial)
+            seq = span.seq
+            if seq in was_partial or ("rel", seq) in owned:
+                self._replace(("rel", seq), found, delta)
+                if not partial:
+                    was_partial.discard(seq)
+            elif found:
+                owned[("rel", seq)] = found
+                for f in found:
+                    self._add(f, delta)
+            if partial:
+                was_partial.add(seq)
+            kids = children(span)
+            if kids:
+                stack.extend(kids)
+
+    # ---- local rules ---------------------------------------------------------------------------
+
+    def _local(self, span: Span) -> list[Finding] | None:
+        out: list[Finding] = []
+        if self._schema is not None:
+            self._schema_rules(span, out)
+        if self._any_required:
+            rules = self._op_rules(span)
+            if rules.required:
+                meta = self._probe(span).metadata
+                getter = rules.required_get
+                if getter is None or UNSET in getter(meta):
+                    self._required_data(span, rules, meta, out)
+        if self._spans:
+            self._span_contracts(span, out)
+        if self._deprecated:
+            meta = self._probe(span).metadata
+            heads = self._dep_heads(meta) if self._dep_heads is not None else ()
+            if any(h is not UNSET for h in heads):
+                for path, advice, get in self._deprecated:
+                    if get(meta) is not UNSET:
+                        out.append(
+                            self._finding(
+                                "propagation.deprecated_field",
+                                span,
+                                f"metadata.{path}",
+                                f"metadata.{path} is deprecated: {advice}",
+                            )
+                        )
+        if self._agent_shape and (span.agent is None or span.run_id is None):
+            self._agent_context(span, out)
+        return out
+
+    def _schema_rules(self, span: Span, out: list[Finding]) -> None:
+        schema = self._schema
+        assert schema is not None
+        sev = self._sev
+        typed = self._wrong_types(span, out) if span.flags & SCHEMA else set()
+        if (
+            span.ts is None
+            or span.layer is None
+            or span.status is None
+            or not span.operation
+            or not self._plain_fields
+            or span.trace_id.startswith("<no trace_id")
+        ) and "schema.missing_field" in sev:
+            for name in schema.required_fields:
+                if name not in typed and not self._has_field(span, name):
+                    out.append(
+                        self._finding(
+                            "schema.missing_field", span, name, f"required field {name} is missing"
+                        )
+                    )
+        layer = span.layer
+        if layer is not None and layer not in schema.layers and "schema.unknown_layer" in sev:
+            out.append(
+                self._finding(
+                    "schema.unknown_layer", span, "hrm_layer", f"unknown layer {_show(layer)}"
+                )
+            )
+        status = span.status
+        if status is not None and status not in schema.statuses and "schema.unknown_status" in sev:
+            out.append(
+                self._finding(
+                    "schema.unknown_status", span, "status", f"unknown status {_show(status)}"
+                )
+            )
+        if self._check_summary and len(span.raw) > self._summary_max:
+            probe = self._probe(span)
+            limit = self._summary_max
+            for name in ("input_summary", "output_summary"):
+                value = getattr(probe, name)
+                if isinstance(value, str) and len(value) > limit:
+                    out.append(
+                        self._finding(
+                            "schema.summary_too_long",
+                            span,
+                            name,
+                            f"{name} is {len(value)} characters long (at most {limit})",
+                        )
+                    )
+        if self._check_shape:
+            rx = _ID_BY_LAYER.get(span.layer or "")
+            if rx is None or rx.fullmatch(span.trace_id) is None:
+                self._id_shape(span, out)
+        dur = span.duration_ms
+        if dur is not None and dur < 0 and "schema.negative_duration" in sev:
+            out.append(
+                self._finding(
+                    "schema.negative_duration", span, "duration_ms", f"duration_ms is {dur:g}"
+                )
+            )
+
+    def _wrong_types(self, span: Span, out: list[Finding]) -> set[str]:
+        typed: set[str] = set()
+        for issue in span.issues:
+            name = issue.partition(": ")[0]
+            if issue == "trace_id: missing":
+                continue
+            typed.add(name)
+            if "schema.wrong_type" in self._sev:
+                field = name if name != "schema" else None
+                out.append(self._finding("schema.wrong_type", span, field, issue))
+        return typed
+
+    def _has_field(self, span: Span, name: str) -> bool:
+        if name == "trace_id":
+            return not span.trace_id.startswith("<no trace_id")
+        if name == "timestamp":
+            return span.ts is not None
+        if name == "hrm_layer":
+            return span.layer is not None
+        if name == "operation":
+            return bool(span.operation)
+        if name == "status":
+            return span.status is not None
+        if name == "component":
+            return bool(span.component)
+        if name == "duration_ms":
+            return span.duration_ms is not None
+        if name.encode() not in span.raw and b"\\u" not in span.raw:
+            return False
+        return span.fields().get(name) is not None
+
+    def _id_shape(self, span: Span, out: list[Finding]) -> None:
+        tid = span.trace_id
+        if tid.startswith("<no trace_id"):
+            return
+        m = _ID_SHAPE.fullmatch(tid)
+        if m is None:
+            if "schema.trace_id_shape" in self._sev:
+                out.append(
+                    self._finding(
+                        "schema.trace_id_shape",
+                        span,
+                        "trace_id",
+                        f"trace_id {_show(tid)} is not shaped {{hrm}}_{{epoch}}_{{hex}}",
+                    )
+                )
+            return
+        prefix = m.group(1)
+        expected = LAYER_SHORT.get(span.layer or "")
+        if expected is not None and prefix != expected and "schema.trace_id_layer" in self._sev:
+            out.append(
+                self._finding(
+                    "schema.trace_id_layer",
+                    span,
+                    "trace_id",
+                    f"trace_id prefix {prefix!r} does not match layer {span.layer} "
+                    f"(expected {expected!r})",
+                )
+            )
+
+    def _required_data(self, span: Span, rules: _OpRules, meta: Any, out: list[Finding]) -> None:
+        get = self._get
+        for key in rules.required:
+            if get(key)(meta) is UNSET:
+                out.append(
+                    self._finding(
+                        "data.missing_key",
+                        span,
+                        f"metadata.{key}",
+                        f"{rules.name} should record metadata.{key}",
+                    )
+                )
+
+    def _span_contracts(self, span: Span, out: list[Finding]) -> None:
+        names: tuple[str, ...] | None = None
+        for spec, needle in self._spans:
+            match = spec.match
+            if match.operation is not None:
+                if names is None:
+                    names = qualified(span)
+                if not any(fnmatch.fnmatchcase(n, match.operation) for n in names):
+                    continue
+            if match.has is not None:
+                if needle is not None and needle not in span.raw and b"\\u" not in span.raw:
+                    continue
+                pattern = match.has
+                if not any(fnmatch.fnmatchcase(k, pattern) for k in span.metadata()):
+                    continue
+            kind = spec.name or match.operation or match.has or "span"
+            probe = self._probe(span)
+            meta = probe.metadata
+            if "span.missing_attribute" in self._sev:
+                for key in spec.required:
+                    if self._get(key)(meta) is UNSET:
+                        out.append(
+                            self._finding(
+                                "span.missing_attribute",
+                                span,
+                                f"metadata.{key}",
+                                f"{kind} span needs attribute {key}",
+                            )
+                        )
+            if spec.events is not None and "span.unknown_event" in self._sev:
+                allowed = spec.events
+                for name in _event_names(probe, self._get("events")(meta)):
+                    if name not in allowed:
+                        out.append(
+                            self._finding(
+                                "span.unknown_event",
+                                span,
+                                "events",
+                                f"event {_show(name)} is not allowed on a {kind} span "
+                                f"(allowed: {', '.join(allowed)})",
+                            )
+                        )
+
+    def _agent_context(self, span: Span, out: list[Finding]) -> None:
+        assert self._agent_heads is not None
+        heads = self._agent_heads(self._probe(span).metadata)
+        if all(h is UNSET for h in heads):
+            return
+        if span.agent is None:
+            message = "agent context has no agent name (agent/name)"
+        else:
+            message = f"agent context of {_show(span.agent)} has no run id (run_id/runId)"
+        out.append(
+            self._finding("propagation.agent_context_shape", span, "metadata.agent", message)
+        )
+
+    def _flags(self, store: TraceStore, flagged: list[Span], delta: FindingDelta) -> None:
+        """Duplicate-id and cycle findings, also on older spans the new ones flagged."""
+        targets: dict[int, Span] = {}
+        for span in flagged:
+            targets[span.seq] = span
+            if span.flags & DUPLICATE:
+                for other in store.duplicates.get(span.trace_id, ()):
+                    targets[other.seq] = other
+            if span.flags & CYCLE:
+                node = store.by_id.get(span.parent_id or "")
+                steps = len(store)
+                while node is not None and node is not span and steps > 0:
+                    if not node.flags & CYCLE or node.seq in targets:
+                        break
+                    targets[node.seq] = node
+                    node = store.by_id.get(node.parent_id or "")
+                    steps -= 1
+        for span in targets.values():
+            found: list[Finding] = []
+            if span.flags & DUPLICATE and "schema.duplicate_id" in self._sev:
+                n = len(store.duplicates.get(span.trace_id, ())) or 2
+                found.append(
+                    self._finding(
+                        "schema.duplicate_id",
+                        span,
+                        "trace_id",
+                        f"{n} spans share the id {_show(span.trace_id)}",
+                    )
+                )
+            if span.flags & CYCLE and "schema.parent_cycle" in self._sev:
+                found.append(
+                    self._finding(
+                        "schema.parent_cycle",
+                        span,
+                        "parent_id",
+                        f"parent chain loops back to this span (parent_id "
+                        f"{_show(span.parent_id)}); the link was cut",
+                    )
+                )
+            self._replace(("flag", span.seq), found, delta)
+
+    # ---- relational rules ----------------------------------------------------------------------
+
+    def _relations(self, store: TraceStore, span: Span, partial: bool) -> list[Finding]:
+        """Rules that need the span's ancestors (all present unless `partial`)."""
+        out: list[Finding] = []
+        parent = store.parent(span)
+        sev = self._sev
+        if parent is not None:
+            if self._structure:
+                cs, ps = span.ts, parent.ts
+                if (
+                    isinstance(cs, float)
+                    and isinstance(ps, float)
+                    and cs < ps - _EPSILON
+                    and "schema.child_before_parent" in sev
+                ):
+                    out.append(
+                        self._finding(
+                            "schema.child_before_parent",
+                            span,
+                            "timestamp",
+                            f"starts {ps - cs:.3f}s before its parent {_show(parent.trace_id)}",
+                        )
+                    )
+            if self._correlation and span.correlation_id is not None:
+                pc = parent.correlation_id
+                mine = span.parent_correlation_id
+                if pc is not None and mine != pc:
+                    self._correlation_finding(span, pc, mine, out)
+            if self._propagate:
+                self._propagation(span, parent, out)
+        if self._baggage:
+            self._baggage_rules(span, parent, out)
+        if self._any_requires or self._any_produces:
+            self._context(span, parent, partial, out)
+        if self._outcomes and span.operation in _OUTCOMES:
+            self._outcome(span, parent, out)
+        return out
+
+    def _correlation_finding(
+        self, span: Span, pc: str, mine: str | None, out: list[Finding]
+    ) -> None:
+        field = "metadata.parent_correlation_id"
+        if mine is None:
+            if "propagation.missing_parent_correlation" in self._sev:
+                out.append(
+                    self._finding(
+                        "propagation.missing_parent_correlation",
+                        span,
+                        field,
+                        f"has a correlation id but no parent_correlation_id; "
+                        f"the parent's correlation id is {_show(pc)}",
+                    )
+                )
+        elif "propagation.parent_correlation_mismatch" in self._sev:
+            out.append(
+                self._finding(
+                    "propagation.parent_correlation_mismatch",
+                    span,
+                    field,
+                    f"parent_correlation_id is {_show(mine)} but the parent's correlation id "
+                    f"is {_show(pc)}",
+                )
+            )
+
+    def _propagation(self, span: Span, parent: Span, out: list[Finding]) -> None:
+        pmeta = self._probe(parent).metadata
+        meta = None
+        for path, get in self._propagate:
+            want = get(pmeta)
+            if want is UNSET:
+                continue
+            if meta is None:
+                meta = self._probe(span).metadata
+            have = get(meta)
+            if have is UNSET:
+                message = f"metadata.{path} is missing; the parent has {_show(want)}"
+            elif have != want:
+                message = f"metadata.{path} is {_show(have)}; the parent has {_show(want)}"
+            else:
+                continue
+            out.append(
+                self._finding("propagation.value_changed", span, f"metadata.{path}", message)
+            )
+
+    def _baggage_rules(self, span: Span, parent: Span | None, out: list[Finding]) -> None:
+        leaked = self._leaked
+        if leaked:
+            leaked.pop(span.seq, None)
+        if parent is None:
+            return
+        get = self._get_baggage
+        assert get is not None
+        mine = get(self._probe(span).metadata)
+        if not isinstance(mine, dict) or not mine:
+            return
+        theirs = get(self._probe(parent).metadata)
+        if not isinstance(theirs, dict) or not theirs:
+            return
+        deny = self._deny
+        allow = self._allow
+        if mine == theirs and deny.isdisjoint(mine) and (allow is None or allow.issuperset(mine)):
+            return
+        leaks: dict[str, int] = {}
+        upstream = leaked.get(parent.seq, {})
+        for key, value in mine.items():
+            if key not in theirs or theirs[key] != value:
+                continue
+            field = f"metadata.baggage.{key}"
+            if key in deny:
+                first_seq = upstream.get(key)
+                if first_seq is None:
+                    leaks[key] = span.seq
+                    if "baggage.leaked" in self._sev:
+                        out.append(
+                            self._finding(
+                                "baggage.leaked",
+                                span,
+                                field,
+                                f"baggage {key} leaked here from the parent "
+                                f"{_show(parent.trace_id)} (instance-specific: must not "
+                                f"propagate)",
+                            )
+                        )
+                else:
+                    leaks[key] = first_seq
+                    if "baggage.leak_reached" in self._sev:
+                        out.append(
+                            self._finding(
+                                "baggage.leak_reached",
+                                span,
+                                field,
+                                f"baggage {key} reached this span through the leak at span "
+                                f"#{first_seq}",
+                            )
+                        )
+            elif allow is not None and key not in allow and "baggage.not_allowed" in self._sev:
+                out.append(
+                    self._finding(
+                        "baggage.not_allowed",
+                        span,
+                        field,
+                        f"baggage {key} propagated from the parent but is not on the allow-list",
+                    )
+                )
+        if leaks:
+            leaked[span.seq] = leaks
+
+    def _context(self, span: Span, parent: Span | None, partial: bool, out: list[Finding]) -> None:
+        rules = self._op_rules(span)
+        upstream: frozenset[str] | None
+        if partial:
+            upstream = None  # unknown: an ancestor never arrived
+        elif parent is None:
+            upstream = frozenset()
+        else:
+            upstream = self._produced.get(parent.seq, frozenset())
+        mine = (upstream or frozenset()) | rules.produces
+        if mine:
+            self._produced[span.seq] = mine
+        else:
+            self._produced.pop(span.seq, None)
+        if not rules.requires or upstream is None or not self._any_requires:
+            return
+        meta = self._probe(span).metadata
+        sev = self._sev
+        for key, req in rules.requires:
+            if key in upstream:
+                continue
+            value = self._get(key)(meta)
+            has_default = req.default is not None
+            field = f"metadata.{key}"
+            if value is UNSET and not has_default:
+                if "context.dangling_read" in sev:
+                    crit = "critical " if req.critical else ""
+                    out.append(
+                        self._finding(
+                            "context.dangling_read",
+                            span,
+                            field,
+                            f"requires {crit}context key {key} but nothing upstream produces it",
+                        )
+                    )
+            elif (
+                req.critical
+                and has_default
+                and (value is UNSET or value == req.default)
+                and "context.shadow_default" in sev
+            ):
+                out.append(
+                    self._finding(
+                        "context.shadow_default",
+                        span,
+                        field,
+                        f"critical context key {key} fell back to its default "
+                        f"{_show(req.default)}: nothing upstream produces it",
+                    )
+                )
+
+    def _outcome(self, span: Span, parent: Span | None, out: list[Finding]) -> None:
+        rule = span.operation or ""
+        if rule not in self._sev:
+            return
+        meta = self._probe(span).metadata
+        get = self._get
+        key = get("field")(meta)
+        key_text = key if isinstance(key, str) else "?"
+        target = parent if parent is not None else span
+        if rule == "context.defaulted":
+            default = get("default")(meta)
+            shown = f" to {_show(default)}" if default is not UNSET else ""
+            message = f"context key {key_text} was defaulted{shown}"
+        else:
+            message = f"context key {key_text} could not be resolved"
+        for name in ("reason", "error"):
+            why = get(name)(meta)
+            if isinstance(why, str) and why:
+                message += f" ({_show(why)[1:-1]})"
+                break
+        message += f" — reported by {_show(span.trace_id)}"
+        field = f"metadata.{key}" if isinstance(key, str) else None
+        out.append(self._finding(rule, target, field, message))
+
+    # ---- whole-trace rules ---------------------------------------------------------------------
+
+    def _whole_trace(self, store: TraceStore, top: int | str, delta: FindingDelta) -> None:
+        found: list[Finding] = []
+        if isinstance(top, str):
+            kids = store.children(top) if top not in store.by_id else []
+            if not kids:
+                return
+            if self._structure and "schema.parent_missing" in self._sev:
+                for kid in kids:
+                    found.append(
+                        self._finding(
+                            "schema.parent_missing",
+                            kid,
+                            "parent_id",
+                            f"parent {_show(top)} never arrived",
+                        )
+                    )
+            for kid in kids:
+                self._relational_tree(store, kid, True, delta)
+        else:
+            root = store.get(top)
+            if root is None:
+                return
+            if self._dead_writes:
+                found.extend(self._dead(store, root))
+        self._replace(("trace", top), found, delta)
+
+    def _dead(self, store: TraceStore, root: Span) -> list[Finding]:
+        """Produced keys no descendant requires (post-order, iterative)."""
+        order: list[tuple[Span, int]] = []
+        index: dict[int, int] = {}
+        for _, node in store.subtree(root):
+            if isinstance(node, Span):
+                parent = store.parent(node) if node is not root else None
+                index[node.seq] = len(order)
+                order.append((node, index[parent.seq] if parent is not None else -1))
+        below: list[set[str] | None] = [None] * len(order)
+        out: list[Finding] = []
+        for i in range(len(order) - 1, -1, -1):
+            node, up = order[i]
+            rules = self._op_rules(node)
+            needed = below[i] or set()
+            for key in sorted(rules.produces - needed):
+                out.append(
+                    self._finding(
+                        "context.dead_write",
+                        node,
+                        f"metadata.{key}",
+                        f"produces context key {key} but no descendant requires it",
+                    )
+                )
+            if up >= 0:
+                mine = needed | {k for k, _ in rules.requires}
+                if mine:
+                    acc = below[up]
+                    if acc is None:
+                        below[up] = set(mine)
+                    else:
+                        acc |= mine
+        return out
+
+
+def check_all(store: TraceStore, contracts: ContractSet) -> Checker:
+    """Judge a fully loaded store at once (static input): every span lands, then `finish`."""
+    checker = Checker(contracts)
+    checker.observe(store, Change(new=list(store.events())))
+    checker.finish(store)
+    return checker
