@@ -25,6 +25,7 @@ def _register() -> None:
     main.add_command(monitor.monitor)
     main.add_command(snapshot.snapshot)
     main.add_command(__import__("tracetui.cli.tail", fromlist=["tail"]).tail)
+    main.add_command(__import__("tracetui.cli.check", fromlist=["check"]).check)
 
 
 _register()
