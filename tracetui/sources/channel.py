@@ -85,6 +85,12 @@ class Channel:
                 self._cond.wait(left)
             return bool(self._items)
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of line data waiting to be taken."""
+        with self._cond:
+            return self._bytes
+
     def __len__(self) -> int:
         with self._cond:
             return len(self._items)

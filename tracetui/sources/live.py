@@ -238,6 +238,11 @@ class LiveIngest:
         return [reader.status.snapshot() for reader in self.readers]
 
     @property
+    def backlog(self) -> int:
+        """Bytes of line data read but not yet drained (bounded by `budget` plus one batch)."""
+        return self._channel.queued_bytes + sum(b.size for b in self._pending)
+
+    @property
     def done(self) -> bool:
         """All sources have finished and everything they produced has been drained."""
         if not self._started:

@@ -225,7 +225,6 @@ class SocketServer(threading.Thread):
             except (BlockingIOError, InterruptedError):
                 return
             if len(self._producers) >= self.max_producers:
-                sock.close()
                 self._refused += 1
                 self.status.set(
                     None,
@@ -233,6 +232,7 @@ class SocketServer(threading.Thread):
                     f"{self.max_producers} producers at once",
                     refused=self._refused,
                 )
+                sock.close()
                 continue
             self._connections += 1
             if self.spec.kind == "unix":
