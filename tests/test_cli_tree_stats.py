@@ -275,11 +275,6 @@ def test_missing_file_is_a_clear_error(tmp_path: Path, command: str) -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/common.py:111 load_or_fail raises click.FileError, whose exit code is 1 "
-    "(ClickException), not 2 as its docstring and the brief say; 1 also collides with --strict",
-)
 @pytest.mark.parametrize("command", ["tree", "stats"])
 def test_missing_file_exits_2(tmp_path: Path, command: str) -> None:
     assert invoke(command, str(tmp_path / "nope.jsonl")).exit_code == 2

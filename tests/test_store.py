@@ -282,12 +282,6 @@ def test_ten_thousand_deep_chain(kit: TraceKit, reverse: bool) -> None:
     assert sel.matched is not None and len(sel.matched) == DEPTH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="formatting.tree_lines stops growing `guides` at MAX_INDENT (formatting.py:171) and "
-    "_prefix derives the depth from len(guides)+1 (formatting.py:140), so every level past 40 "
-    "is labelled ┄[41]┄ instead of its real depth",
-)
 def test_deep_lines_show_their_real_depth(kit: TraceKit) -> None:
     store = kit.store_of(_chain(False)[:100])
     text = kit.text(store)
@@ -350,12 +344,6 @@ def test_eviction_of_waiting_orphans(kit: TraceKit) -> None:
     assert [n.trace_id for n in store.top() if not isinstance(n, str)] == ["r2", "ghost"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store._remove (store.py:258-266) deletes by_id[id] and the duplicates entry when the "
-    "first span of a duplicated id is evicted, though the other span with that id is still "
-    "resident: --trace-id ID then finds nothing and new children of ID wait as orphans",
-)
 def test_evicting_one_of_two_duplicates_keeps_the_other_findable(kit: TraceKit) -> None:
     store = TraceStore(max_events=3)
     store.ingest(kit.decode([ev("x", None, operation="x1"), ev("k", "x")])[0])
