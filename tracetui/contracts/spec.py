@@ -208,11 +208,26 @@ def _fields_of(path: str) -> list[str]:
     return list(node.__struct_fields__)
 
 
-def explain(exc: msgspec.ValidationError) -> str:
+def _quote(key: object) -> str:
+    text = str(key)
+    return f'"{text}"' if "." in text or " " in text or not text else text
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if path == "(top level)":
+        return prefix
+    return prefix + ("" if path.startswith("[") else ".") + path
+
+
+def explain(exc: msgspec.ValidationError, prefix: str = "") -> str:
     """A msgspec validation error as `key.path: expected …` in plain words."""
     text = str(exc)
     msg, _, where = text.partition(" - at `")
-    path = _key_path(where.rstrip("`")) if where else "(top level)"
+    path = _join(prefix, _key_path(where.rstrip("`")) if where else "(top level)")
+    if not where and prefix:
+        where = "$"
     m = re.match(r"Expected `([^`]*)`, got `([^`]*)`", msg)
     if m:
         return f"{path}: expected {_words(m.group(1))}, got {_words(m.group(2))}"
@@ -251,6 +266,38 @@ def parse_text(text: str, name: str) -> Any:
         raise ContractError(f"{name}{where}: not valid YAML: {problem}") from None
 
 
+def _convert_entries(
+    mapping: object, kind: type[Any], prefix: str, name: str, inner: str | None = None
+) -> None:
+    """Validate a mapping's values one by one, so errors can name the key (msgspec says [...])."""
+    if not isinstance(mapping, dict):
+        return
+    for key, value in mapping.items():
+        where = f"{prefix}.{_quote(key)}"
+        if inner is not None and isinstance(value, dict):
+            _convert_entries(value.get(inner), Requirement, f"{where}.{inner}", name)
+        try:
+            msgspec.convert(value, kind, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ContractError(f"{name}: {explain(exc, where)}") from None
+
+
+def _check_mappings(data: dict[str, Any], name: str) -> None:
+    _convert_entries(data.get("operations"), OperationSpec, "operations", name, inner="requires")
+    severity = data.get("severity")
+    if isinstance(severity, dict):
+        for key, value in severity.items():
+            if value not in ("error", "warning", "info"):
+                raise ContractError(
+                    f"{name}: severity.{_quote(key)}: {_show_value(value)} is not one of "
+                    "error, warning, info"
+                )
+
+
+def _show_value(value: object) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def decode_contract(text: str, name: str) -> ContractFile:
     """Parse and validate one contract file.
 
@@ -262,6 +309,7 @@ def decode_contract(text: str, name: str) -> ContractFile:
         data = {}
     if not isinstance(data, dict):
         raise ContractError(f"{name}: expected a mapping of contract keys at the top level")
+    _check_mappings(data, name)
     try:
         spec = msgspec.convert(data, ContractFile, strict=True)
     except msgspec.ValidationError as exc:
