@@ -1,4 +1,4 @@
-"""The contracts engine: every rule family violated and clean, arrival order, live ticks, presets."""
+"""The contracts engine: each rule family violated and clean, arrival order, live use, presets."""
 
 from __future__ import annotations
 

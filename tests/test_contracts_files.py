@@ -117,5 +117,5 @@ def test_bad_contract_files_say_file_key_path_and_expectation(
 
 
 def test_unknown_preset_or_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ContractError, match="no such contract file .*not a preset: dopejar"):
+    with pytest.raises(ContractError, match=r"no such contract file .*not a preset: dopejar"):
         load_contracts(["nope"], tmp_path)
