@@ -19,7 +19,7 @@ from tracetui.model import SCHEMA, Span
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "demo" / "assistant.py"
 sys.path.insert(0, str(ROOT / "demo"))
-from assistant import REQUESTS, TRACE_DATA, VIOLATIONS  # noqa: E402
+from assistant import REQUESTS, TRACE_DATA, VIOLATIONS  # type: ignore[import-not-found]  # noqa: E402
 
 sys.path.pop(0)
 
