@@ -292,6 +292,8 @@ _INTERNAL_KEY = b'"@tracetui:'
 
 def _valid_utf8(data: bytes) -> bool:
     """JSON text is UTF-8; msgspec does not check strings it skips, so check the whole line."""
+    if data.isascii():
+        return True
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

@@ -191,6 +191,7 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
     Each node is the original event's fields plus `children`; anything tracetui has to say about a
     span (context-only, duplicate, cycle, parent missing, schema issues) sits under `_tracetui`.
     """
+    encode = msgspec.json.encode
     yield b"["
     first_root = True
     for entry in selection.top:
@@ -210,9 +211,12 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                     continue
                 notes = _annotations(item, store, selection)
                 raw = item.raw.rstrip()
-                if not notes and raw.endswith(b"}") and _plain(raw):
-                    # Fast path: the original bytes, untouched, with children appended.
-                    yield raw[:-1] + b',"children":['
+                if raw.endswith(b"}") and _plain(raw):
+                    # Fast path: the original bytes untouched, then our notes and children.
+                    if notes:
+                        yield raw[:-1] + b',"_tracetui":' + encode(notes) + b',"children":['
+                    else:
+                        yield raw[:-1] + b',"children":['
                 else:
                     yield _node_json(item, notes)
                 kids = [k for k in store.children(item) if selection.shows(k)]
@@ -225,8 +229,13 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
 
 
 def _plain(raw: bytes) -> bool:
-    """True when a line can be copied as is: it has both ids and no `children` key of its own."""
-    return b'"parent_id"' in raw and b'"trace_id"' in raw and b'"children"' not in raw
+    """True when a line can be copied as is: both ids present, no `children`/`_tracetui` keys."""
+    return (
+        b'"parent_id"' in raw
+        and b'"trace_id"' in raw
+        and b'"children"' not in raw
+        and b'"_tracetui"' not in raw
+    )
 
 
 def _node_json(span: Span, notes: dict[str, Any]) -> bytes:
