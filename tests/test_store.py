@@ -435,6 +435,9 @@ def test_every_span_is_shown_exactly_once_whatever_the_links(
     assert sum(store.facets["operation"].values()) == len(events)
     everything = kit.selection(store, Filter.make(text="op"))
     assert everything.matched is not None and len(everything.matched) == len(events)
+    target = data.draw(st.sampled_from(events))["trace_id"]
+    wanted = {e["operation"] for e in events if e["trace_id"] == target}
+    assert wanted <= set(ops(kit.text(store, trace_id=target)))
 
 
 @pytest.mark.timeout(60)
