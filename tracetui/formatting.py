@@ -211,7 +211,7 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                     continue
                 notes = _annotations(item, store, selection)
                 raw = item.raw.rstrip()
-                if raw.endswith(b"}") and _plain(raw):
+                if item.parent_id is not None and not item.flags & SCHEMA and _plain(raw):
                     # Fast path: the original bytes untouched, then our notes and children.
                     if notes:
                         yield raw[:-1] + b',"_tracetui":' + encode(notes) + b',"children":['
@@ -229,19 +229,18 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
 
 
 def _plain(raw: bytes) -> bool:
-    """True when a line can be copied as is: both ids present, no `children`/`_tracetui` keys."""
-    return (
-        b'"parent_id"' in raw
-        and b'"trace_id"' in raw
-        and b'"children"' not in raw
-        and b'"_tracetui"' not in raw
-    )
+    """True when a typed-decoded line with a parent (so both ids are top-level keys) can be copied
+    as is: it ends in `}` and has no `children` or `_tracetui` key of its own."""
+    return raw.endswith(b"}") and b'"children"' not in raw and b'"_tracetui"' not in raw
 
 
 def _node_json(span: Span, notes: dict[str, Any]) -> bytes:
     """A node's opening bytes from its decoded fields (ids ensured, annotations attached)."""
     fields = span.fields()
     fields.pop("children", None)
+    own = fields.pop("_tracetui", None)
+    if own is not None:
+        fields["_tracetui.original"] = own  # the line's own key must not pass for our notes
     fields["trace_id"] = fields.get("trace_id", span.trace_id)
     fields.setdefault("parent_id", None)
     if notes:
