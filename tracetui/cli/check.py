@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 import msgspec
@@ -23,7 +22,7 @@ GLYPH = {"error": "✗", "warning": "!", "info": "i"}
 def contracts_or_exit(specs: tuple[str, ...], command: str) -> ContractSet:
     """Load `--contract` specs; a bad contract is reported on stderr and exits 2."""
     try:
-        contracts = load_contracts(list(specs), Path.cwd())
+        contracts = load_contracts(list(specs))
     except ContractError as exc:
         click.echo(f"tracetui {command}: contract error: {sanitize(str(exc))}", err=True)
         raise SystemExit(2) from None

@@ -249,7 +249,7 @@ def load_contracts(specs: list[str], cwd: Path | None = None) -> ContractSet:
     Raises:
         ContractError: naming the file, the key path and what was expected.
     """
-    base = cwd if cwd is not None else Path.cwd()
+    base = cwd if cwd is not None else Path(".")
     builder = _Builder()
     project: Path | None = None
     if not specs:
