@@ -131,7 +131,7 @@ def test_json_lines_one_object_per_finding(runner: CliRunner, tmp_path: Path) ->
 
 
 def test_junit_xml(runner: CliRunner, tmp_path: Path) -> None:
-    path = write(tmp_path / "t.jsonl", BROKEN + [ev("alt_1705180900_0001", None, "altitude.x")])
+    path = write(tmp_path / "t.jsonl", [*BROKEN, ev("alt_1705180900_0001", None, "altitude.x")])
     result = runner.invoke(main, ["check", path, "--format", "junit", "--contract", "correlation"])
     assert result.exit_code == 1
     root = ET.fromstring(result.stdout_bytes)
