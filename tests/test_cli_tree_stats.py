@@ -412,3 +412,39 @@ def test_closed_pipe_ends_quietly(kit: TraceKit) -> None:
     assert first.startswith(b"[?] xxxx")
     assert code == 0
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_hostile_strings_never_reach_the_terminal(kit: TraceKit) -> None:
+    evil = "\x1b]0;title\x07\u202e[@click=app.quit]"
+    path = kit.write(
+        "evil.jsonl",
+        [
+            ev(
+                evil,
+                None,
+                hrm_layer=evil,
+                operation=evil,
+                input_summary=evil,
+                status=evil,
+                duration_ms=1,
+                metadata={"agent": evil},
+            ),
+            ev("kid", evil, operation=evil, status="error", metadata={"error": evil}),
+            "\x1b]0;bad line\x07",
+        ],
+    )
+    escaped = "\\x1b]0;title\\x07\\u202e[@click=app.quit]"
+    for command in (
+        ["tree"],
+        ["stats"],
+        ["tree", "--format", "json"],
+        ["stats", "--format", "json"],
+    ):
+        proc = run(str(TRACETUI), *command, str(path))
+        assert proc.returncode == 0, proc.stderr
+        assert b"\x1b" not in proc.stdout and b"\x07" not in proc.stdout
+        assert b"\x1b" not in proc.stderr and b"\x07" not in proc.stderr
+        assert "\\x1b]0;bad line\\x07" in proc.stderr.decode()
+        if "json" not in command:
+            assert "\u202e" not in proc.stdout.decode()
+            assert escaped in proc.stdout.decode()
