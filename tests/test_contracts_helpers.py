@@ -11,7 +11,13 @@ from tracetui.contracts import Checker, ContractSet, Finding, FindingDelta, load
 from tracetui.decode import LineDecoder
 from tracetui.store import TraceStore
 
-LAYER_OF = {"alt": "altitude", "foc": "focus", "rsn": "reasoning", "mem": "memory"}
+LAYER_OF = {
+    "alt": "altitude",
+    "foc": "focus",
+    "rsn": "reasoning",
+    "lrn": "learning",
+    "mem": "memory",
+}
 T0 = 1_705_180_800.0
 
 
