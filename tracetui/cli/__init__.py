@@ -26,6 +26,7 @@ def _register() -> None:
     main.add_command(snapshot.snapshot)
     main.add_command(__import__("tracetui.cli.tail", fromlist=["tail"]).tail)
     main.add_command(__import__("tracetui.cli.check", fromlist=["check"]).check)
+    main.add_command(__import__("tracetui.cli.diff", fromlist=["diff"]).diff)
     main.add_command(__import__("tracetui.cli.run", fromlist=["run"]).run)
     main.add_command(__import__("tracetui.cli.run", fromlist=["demo"]).demo)
 
