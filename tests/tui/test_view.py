@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from tui_helpers import BatchFeed, event, trace_tree
 
 from tracetui.model import Span
@@ -34,21 +35,36 @@ def test_children_first_wait_under_placeholder_then_parent_takes_its_place() -> 
     assert labels(view) == ["root", "  c1", "  c2"]
 
 
-def test_incremental_batches_give_the_same_rows_as_one_full_build() -> None:
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("batch", [1, 7, 60])
+@pytest.mark.parametrize("statuses", [(), ("error", "blocked")])
+@pytest.mark.parametrize("max_events", [None, 60])
+def test_incremental_batches_give_the_same_rows_as_one_full_build(
+    seed: int, batch: int, statuses: tuple[str, ...], max_events: int | None
+) -> None:
+    rng = random.Random(seed)
     lines = [line for n in range(30) for line in trace_tree(n, start=1000.0 + n)]
-    random.Random(3).shuffle(lines)
-    store = TraceStore()
+    if seed % 2:
+        rng.shuffle(lines)  # any arrival order, not only children first
+    lines += [event("orphan", "never"), event("dup", None), event("dup", None)]
+    store = TraceStore(max_events=max_events)
     feed = BatchFeed(store)
     live = TreeView(store)
-    live.set_filter(Filter.make(statuses=["error", "blocked"]))
-    for i in range(0, len(lines), 7):
-        feed.push(lines[i : i + 7])
+    live.set_filter(Filter.make(statuses=statuses))
+    for i in range(0, len(lines), batch):
+        feed.push(lines[i : i + batch])
         live.apply(feed.drain())
         live.rebuild()
-    fresh = TreeView(store)
-    fresh.set_filter(Filter.make(statuses=["error", "blocked"]))
-    fresh.rebuild()
-    assert labels(live) == labels(fresh)
+        if i % 5 == 0 and len(live):
+            row = live.row(len(live) // 2)
+            assert row is not None
+            live.toggle(row[1])  # collapse or expand something along the way
+            live.rebuild()
+        fresh = TreeView(store)
+        fresh.set_filter(Filter.make(statuses=statuses))
+        fresh.toggled = set(live.toggled)
+        fresh.rebuild()
+        assert labels(live) == labels(fresh)
     assert len(live) > 0
 
 

@@ -258,12 +258,12 @@ class TraceApp(App[None]):
 
     def _apply(self, change: Change) -> None:
         tree = self.span_tree
-        before = self.view.tops[-1] if self.view.tops else None
-        tops_before = len(self.view.tops)
+        before = self.view.last_top
+        tops_before = self.view.top_count
         self.view.apply(change)
         if self._rows_changed() and not tree.following:
-            grown = len(self.view.tops) - tops_before
-            if grown > 0 or (self.view.tops and self.view.tops[-1] is not before):
+            grown = self.view.top_count - tops_before
+            if grown > 0 or self.view.last_top is not before:
                 tree.new_since_away += max(grown, 1)
 
     def _rows_changed(self, force: bool = False) -> bool:

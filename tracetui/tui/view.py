@@ -71,10 +71,14 @@ class TreeView:
         self.matched: set[int] | None = None
         self.context: set[int] = set()
         self._pred: Callable[[Span], bool] | None = None
-        self._tops: list[TopEntry] = []
+        self._tops: list[TopEntry | None] = []
+        """Visible top-level entries; None marks a tree that joined another one (a hole)."""
         self._top_index: dict[NodeKey, int] = {}
         self._blocks: dict[NodeKey, list[Row]] = {}
+        self._sizes: list[int] = []
         self._starts: list[int] = [0]
+        self._holes = 0
+        self._changed_from = 1 << 62
         self._dirty: set[NodeKey] = set()
         self._tops_dirty = True
         self.version = 0
@@ -172,7 +176,7 @@ class TreeView:
 
     def selection(self) -> Selection:
         """The current view as a `query.Selection` (for the text formatter and snapshots)."""
-        return Selection(top=list(self._tops), matched=self.matched, context=self.context)
+        return Selection(top=self.tops, matched=self.matched, context=self.context)
 
     # ---- incremental updates -------------------------------------------------------------------
 
@@ -193,11 +197,82 @@ class TreeView:
                 ):
                     self.context.add(span.seq)
                     self._add_context_above(span)
-        for span in itertools.chain(change.new, change.adopted):
-            if store.get(span.seq) is span:
-                self._dirty.add(key_of(store.top_of(span)))
-        if change.top_changed or change.evicted or change.adopted:
+        if self._tops_dirty or change.evicted:
             self._tops_dirty = True
+            for span in change.new:
+                if store.get(span.seq) is span:
+                    self._dirty.add(key_of(store.top_of(span)))
+            return
+        self._update_tops(change)
+
+    def _update_tops(self, change: Change) -> None:
+        """Patch the visible top list in place for a batch (the live common case).
+
+        Adopted placeholders are re-keyed where they stand (or dropped when their tree joined
+        another one); trees that appear are appended in the store's order. Anything else (a
+        hidden tree that became visible in the middle, a store without slot positions) falls back
+        to a full recompute on `rebuild()`.
+        """
+        store = self.store
+        positions: dict[Any, int] | None = getattr(store, "_top_pos", None)
+        if positions is None:
+            self._tops_dirty = True
+            for span in change.new:
+                if store.get(span.seq) is span:
+                    self._dirty.add(key_of(store.top_of(span)))
+            return
+        index = self._top_index
+        tops = self._tops
+        for span in change.adopted:
+            old = span.trace_id
+            i = index.get(old)
+            if i is None:
+                continue
+            top = store.top_of(span)
+            new = key_of(top)
+            del index[old]
+            self._blocks.pop(old, None)
+            if new not in index and self.shows(top) and self._fits(i, positions.get(new, -1)):
+                tops[i] = top
+                index[new] = i
+                self._dirty.add(new)
+            else:
+                tops[i] = None
+                self._sizes[i] = 0
+                self._holes += 1
+                self._changed_from = min(self._changed_from, i)
+                if new in index:
+                    self._dirty.add(new)
+        fresh: dict[NodeKey, TopEntry] = {}
+        for span in change.new:
+            if store.get(span.seq) is not span:
+                continue
+            top = store.top_of(span)
+            key = key_of(top)
+            if key in index:
+                self._dirty.add(key)
+            elif key not in fresh and self.shows(top):
+                fresh[key] = top
+        if not fresh:
+            return
+        tail = -1
+        for j in range(len(tops) - 1, -1, -1):
+            last = tops[j]
+            if last is not None:
+                tail = positions.get(key_of(last), -2)
+                break
+        placed = [(positions.get(k, -1), k, t) for k, t in fresh.items()]
+        if tail < -1 or any(p <= tail for p, _, _ in placed):
+            self._tops_dirty = True
+            self._dirty.update(fresh)
+            return
+        placed.sort(key=lambda item: item[0])
+        self._changed_from = min(self._changed_from, len(tops))
+        for _, key, top in placed:
+            index[key] = len(tops)
+            tops.append(top)
+            self._sizes.append(0)
+            self._dirty.add(key)
 
     def refresh_findings(self, seqs: Iterable[int]) -> None:
         """Findings changed for these spans: re-match them under a violations filter."""
@@ -218,24 +293,57 @@ class TreeView:
         self._tops_dirty = True
         self._blocks.clear()
 
+    def _fits(self, i: int, position: int) -> bool:
+        """Whether a store slot position belongs at index i of the visible tops (order kept)."""
+        positions: dict[Any, int] = getattr(self.store, "_top_pos", {})
+        tops = self._tops
+        for j in range(i - 1, -1, -1):
+            before = tops[j]
+            if before is not None:
+                if positions.get(key_of(before), -1) >= position:
+                    return False
+                break
+        for j in range(i + 1, len(tops)):
+            after = tops[j]
+            if after is not None:
+                return positions.get(key_of(after), -1) > position
+        return position >= 0
+
     def rebuild(self) -> bool:
         """Bring the rows up to date; True when anything changed."""
-        if not self._tops_dirty and not self._dirty:
+        if not self._tops_dirty and not self._dirty and self._changed_from > len(self._tops):
             return False
-        if self._tops_dirty:
-            tops = [t for t in self.store.top() if self.shows(t)]
+        if self._tops_dirty or self._holes > 1024 and self._holes * 2 > len(self._tops):
+            tops: list[TopEntry | None] = [t for t in self.store.top() if self.shows(t)]
             self._tops = tops
-            self._top_index = {key_of(t): i for i, t in enumerate(tops)}
+            self._top_index = {key_of(t): i for i, t in enumerate(tops) if t is not None}
+            self._holes = 0
             blocks = self._blocks
             live = self._top_index
             for stale in [k for k in blocks if k not in live]:
                 del blocks[stale]
-        for key in self._dirty:
-            self._blocks.pop(key, None)
+            for key in self._dirty:
+                blocks.pop(key, None)
+            self._sizes = [len(self._block(t)) for t in tops if t is not None]
+            first = 0
+        else:
+            first = self._changed_from
+            sizes = self._sizes
+            for key in self._dirty:
+                self._blocks.pop(key, None)
+                i = self._top_index.get(key)
+                top = self._tops[i] if i is not None else None
+                if i is not None and top is not None:
+                    sizes[i] = len(self._block(top))
+                    first = min(first, i)
         self._dirty.clear()
         self._tops_dirty = False
-        sizes = [len(self._block(t)) for t in self._tops]
-        self._starts = [0, *itertools.accumulate(sizes)]
+        self._changed_from = 1 << 62
+        first = min(first, len(self._sizes))
+        starts = self._starts
+        del starts[first + 1 :]
+        starts.extend(itertools.accumulate(self._sizes[first:], initial=starts[first]))
+        del starts[first + 1]
         self.version += 1
         return True
 
@@ -269,7 +377,9 @@ class TreeView:
         top = node if isinstance(node, str) else self.store.top_of(node)
         self._dirty.add(key_of(top))
 
-    def _block(self, top: TopEntry) -> list[Row]:
+    def _block(self, top: TopEntry | None) -> list[Row]:
+        if top is None:
+            return []
         key = key_of(top)
         block = self._blocks.get(key)
         if block is not None:
@@ -296,8 +406,22 @@ class TreeView:
 
     @property
     def tops(self) -> list[TopEntry]:
-        """Visible top-level entries."""
-        return self._tops
+        """Visible top-level entries (a copy)."""
+        return [t for t in self._tops if t is not None]
+
+    @property
+    def top_count(self) -> int:
+        """How many top-level entries are visible."""
+        return len(self._tops) - self._holes
+
+    @property
+    def last_top(self) -> TopEntry | None:
+        """The last visible top-level entry."""
+        for j in range(len(self._tops) - 1, -1, -1):
+            top = self._tops[j]
+            if top is not None:
+                return top
+        return None
 
     def row(self, index: int) -> Row | None:
         """The row at a flat index, or None past the end."""
@@ -326,7 +450,10 @@ class TreeView:
         """Where a node is in the flat rows (None when hidden or collapsed away)."""
         top = node if isinstance(node, str) else self.store.top_of(node)
         b = self._top_index.get(key_of(top))
-        if b is None or b >= len(self._tops) or key_of(self._tops[b]) != key_of(top):
+        if b is None or b >= len(self._tops):
+            return None
+        found = self._tops[b]
+        if found is None or key_of(found) != key_of(top):
             return None
         key = key_of(node)
         for offset, (_, n) in enumerate(self._block(self._tops[b])):
