@@ -313,7 +313,7 @@ class TreeView:
         """Bring the rows up to date; True when anything changed."""
         if not self._tops_dirty and not self._dirty and self._changed_from > len(self._tops):
             return False
-        if self._tops_dirty or self._holes > 1024 and self._holes * 2 > len(self._tops):
+        if self._tops_dirty or (self._holes > 1024 and self._holes * 2 > len(self._tops)):
             tops: list[TopEntry | None] = [t for t in self.store.top() if self.shows(t)]
             self._tops = tops
             self._top_index = {key_of(t): i for i, t in enumerate(tops) if t is not None}
