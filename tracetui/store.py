@@ -158,6 +158,9 @@ class TraceStore:
             parent = by_id.get(pid)
             if parent is not None:
                 span.parent_id = pid = parent.trace_id
+                corr = parent.correlation_id
+                if corr is not None and span.parent_correlation_id == corr:
+                    span.parent_correlation_id = corr
             siblings = children.get(pid)
             if siblings is None:
                 children[pid] = [span]
@@ -218,6 +221,9 @@ class TraceStore:
         parent = by_id.get(pid)
         if parent is not None:
             span.parent_id = pid = parent.trace_id  # one string object per id, shared
+            corr = parent.correlation_id
+            if corr is not None and span.parent_correlation_id == corr:
+                span.parent_correlation_id = corr
         siblings = self._children.get(pid)
         if siblings is None:
             self._children[pid] = [span]
@@ -237,7 +243,8 @@ class TraceStore:
             change.top_changed = True
 
     def _share_id(self, span: Span) -> None:
-        """Point waiting children (and the children index) at the parent's own id string.
+        """Point waiting children (and the children index) at the parent's own id string, and
+        their `parent_correlation_id` at the parent's `correlation_id` when they are equal.
 
         Ids are not interned (that costs time and an intern-table entry per id); instead every
         reference to an id resolves to the string object of the span that carries it.
@@ -248,8 +255,11 @@ class TraceStore:
         if kids is None:
             return
         children[tid] = kids
+        corr = span.correlation_id
         for kid in kids:
             kid.parent_id = tid
+            if corr is not None and kid.parent_correlation_id == corr:
+                kid.parent_correlation_id = corr
 
     def _loop_through(self, span: Span) -> list[Span]:
         """If linking `span` under its parent closes a loop, the spans on it; else []."""

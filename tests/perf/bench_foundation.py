@@ -75,7 +75,8 @@ def main() -> None:
         print(f"generating {path} …", flush=True)
         generate(path, args.events)
     size = path.stat().st_size
-    lines = sum(1 for _ in open(path, "rb"))
+    with open(path, "rb") as fh:
+        lines = sum(1 for _ in fh)
     print(f"file: {path} — {lines:,} events, {size / lines:.0f} bytes/line")
 
     tracetui = [sys.executable, "-m", "tracetui"]
@@ -85,7 +86,9 @@ def main() -> None:
     jq = shutil.which("jq")
     if jq:
         base = best([jq, "-c", 'select(.status=="error")', str(path)], args.repeat)
-        print(f"jq -c 'select(.status==\"error\")':          wall {base[0]:.2f}s  cpu {base[1]:.2f}s")
+        print(
+            f"jq -c 'select(.status==\"error\")':          wall {base[0]:.2f}s  cpu {base[1]:.2f}s"
+        )
         print(
             f"ratio tracetui/jq: wall {ours[0] / base[0]:.2f}  cpu {ours[1] / base[1]:.2f}"
             "  (target ≤ 0.50)"
