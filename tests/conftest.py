@@ -42,6 +42,33 @@ class Loaded(msgspec.Struct):
         return {s.trace_id: s for s in reversed(self.spans())}
 
 
+_VISIBLE = (
+    "trace_id",
+    "parent_id",
+    "layer",
+    "status",
+    "operation",
+    "component",
+    "duration_ms",
+    "ts",
+    "agent",
+    "run_id",
+    "labels",
+    "correlation_id",
+    "parent_correlation_id",
+    "flags",
+    "issues",
+)
+
+
+def _visible(span: Span) -> str:
+    """The attributes views read, as comparable text (NaN equals NaN)."""
+    values = [getattr(span, name) for name in _VISIBLE]
+    if span.trace_id.startswith("<no trace_id"):
+        values[0] = "<no trace_id>"  # the placeholder names the line
+    return repr(values)
+
+
 @contextmanager
 def recursion_limit(limit: int) -> Iterator[None]:
     """Raise the recursion limit for stdlib `json.loads` of deeply nested output."""
@@ -98,10 +125,18 @@ class TraceKit:
 
     @staticmethod
     def decode_one(line: Line) -> Span:
-        """Decode one line that must become a span."""
+        """Decode one line that must become a span.
+
+        The line is also decoded three times in one batch (the path files take) and every
+        indexed attribute must come out the same as when it is decoded alone (the path a live
+        tail may take).
+        """
         spans, rejected = TraceKit.decode([line])
         assert not rejected, rejected
         assert len(spans) == 1
+        batch, rejected = TraceKit.decode([line] * 3)
+        assert not rejected, rejected
+        assert [_visible(s) for s in batch] == [_visible(spans[0])] * 3
         return spans[0]
 
     @staticmethod

@@ -272,6 +272,42 @@ def test_agent_identity_survives_the_lenient_path(
     assert (span.agent, span.run_id, span.labels) == expected
 
 
+def test_agent_identity_in_one_batch(kit: TraceKit) -> None:
+    """A file is decoded in batches (a faster path than single lines): same conventions."""
+    lines = [kit.event(f"t{i}", metadata=case[1]) for i, case in enumerate(AGENT_CASES)]
+    loaded = kit.load(kit.write("agents.jsonl", lines * 3))
+    got = [(s.agent, s.run_id, s.labels) for s in loaded.spans()]
+    assert got == [case[2] for case in AGENT_CASES] * 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="decode._finish_batch: `span.run_id = ident[1] if meta.agent_run_id is None else "
+    "agent.run_id` lets a flattened `agent.run_id` override the agent object's run_id in the "
+    "batch path, while apply_meta (single lines, e.g. live tailing) keeps the object's: the same "
+    "line gets a different run_id depending on how it was read",
+)
+def test_run_id_precedence_is_the_same_in_batches_and_single_lines(kit: TraceKit) -> None:
+    line = kit.event("t", metadata={"agent": {"name": "a", "run_id": "r1"}, "agent.run_id": "r2"})
+    assert kit.decode_one(line).run_id == "r1"
+    spans, _ = kit.decode([line, line, line])
+    assert [s.run_id for s in spans] == ["r1", "r1", "r1"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="decode.apply_meta/_identity: `if meta.agent:` is true for any present Raw value, so "
+    "`agent: null` (or a number) counts as the first match and an agent_context/agentContext "
+    "after it is ignored (the first version fell through to the next convention)",
+)
+@pytest.mark.parametrize("agent", [None, 5, True])
+def test_an_agent_that_is_not_a_name_or_object_falls_through(kit: TraceKit, agent: Any) -> None:
+    meta = {"agent": agent, "agentContext": {"agent": "ctx", "runId": "r"}}
+    assert (kit.decode_one(kit.event("t", metadata=meta)).agent) == "ctx"
+    spans, _ = kit.decode([kit.event("t", metadata=meta)] * 2)
+    assert [s.agent for s in spans] == ["ctx", "ctx"]
+
+
 @pytest.mark.parametrize(
     ("meta", "corr", "parent_corr"),
     [

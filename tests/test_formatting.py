@@ -223,12 +223,6 @@ def test_json_nodes_always_carry_both_ids(kit: TraceKit) -> None:
     assert (b["trace_id"], b["parent_id"], b["x"]) == ("b", "a", 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="formatting._plain (raw-copy fast path of json_forest) tests for the substrings "
-    '`"parent_id"`/`"trace_id"` anywhere in the line, so a line holding them only as a *value* '
-    "is copied as is and its JSON node lacks the parent_id (or trace_id) key",
-)
 def test_json_nodes_carry_both_ids_when_id_names_appear_as_values(kit: TraceKit) -> None:
     store = kit.store_of(
         [
@@ -241,11 +235,6 @@ def test_json_nodes_carry_both_ids_when_id_names_appear_as_values(kit: TraceKit)
     assert forest[0]["parent_id"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="json_forest passes a line's own `_tracetui` key through unchanged when tracetui has "
-    "no notes for the span, so an app can make a span look duplicated/cyclic to scripts",
-)
 def test_a_lines_own_tracetui_key_cannot_fake_annotations(kit: TraceKit) -> None:
     store = kit.store_of([b'{"trace_id":"a","parent_id":null,"_tracetui":{"duplicate":true}}'])
     [node] = kit.json(store)
