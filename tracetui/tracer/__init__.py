@@ -229,7 +229,11 @@ class Span:
         """The result: `output` becomes `output_summary`, keyword arguments go to metadata."""
         self.output_summary = output if type(output) is str else summary(output)
         if metadata:
-            self.metadata.update(metadata)
+            meta = self._metadata
+            if meta is None:
+                self._metadata = metadata
+            else:
+                meta.update(metadata)
 
     def set_metadata(self, **metadata: Any) -> None:
         """Add trace data (e.g. `from_level=`, `to_level=`, `reason=`) to the span's metadata."""
@@ -256,7 +260,7 @@ class Span:
         parent = _current.get()
         self._agent = _agent.get()
         now = self.start = _now()
-        self.trace_id = _new_id(self._op[1], now)
+        self.trace_id = f"{self._op[1]}{int(now)}_{_random_hex()}"
         if parent is not None:
             self._parent = parent
             self.parent_id = parent.trace_id
