@@ -206,7 +206,9 @@ def test_cycles_never_hang_and_every_span_stays_visible(
 ) -> None:
     store = kit.store_of(events, batches=[1] * len(events) if batched else None)
     expected_ops = sorted(e["operation"] for e in events)
-    assert sorted(n.operation for _, n in store.walk() if not isinstance(n, str)) == expected_ops
+    assert (
+        sorted(n.operation or "" for _, n in store.walk() if not isinstance(n, str)) == expected_ops
+    )
     text = kit.text(store)
     assert sorted(ops(text)) == expected_ops
     forest = kit.json(store)
@@ -422,7 +424,7 @@ def test_every_span_is_shown_exactly_once_whatever_the_links(
     sizes = data.draw(st.lists(st.integers(1, 4), max_size=len(events)))
     store = kit.store_of(events, batches=sizes)
     expected = sorted(e["operation"] for e in events)
-    assert sorted(n.operation for _, n in store.walk() if not isinstance(n, str)) == expected
+    assert sorted(n.operation or "" for _, n in store.walk() if not isinstance(n, str)) == expected
     assert sorted(ops(kit.text(store))) == expected
     forest = kit.json(store)
     seen: list[str] = []
