@@ -430,3 +430,38 @@ def test_tcp_loopback_sink_and_refusal_of_other_hosts(tmp_path: Path) -> None:
     out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "False"
     assert "only loopback" in out.stderr
+
+
+def test_events_from_signal_handlers_never_deadlock(tmp_path: Path) -> None:
+    target = tmp_path / "sig.jsonl"
+    code = textwrap.dedent(
+        """
+        import signal, time
+        from tracetui.tracer import tracer
+        fired = 0
+        def handler(signum, frame):
+            global fired
+            fired += 1
+            tracer.event("sys", "signal", "s.py", str(fired))
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < 1.5:
+            with tracer.span("rsn", "classify", "r.py", str(n)):
+                pass
+            n += 1
+            if n % 2000 == 0:
+                tracer.flush()
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        print(n, fired)
+        """
+    )
+    env = env_for(DOPEJAR_TRACE="1", DOPEJAR_TRACE_FILE=str(target))
+    out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    n, fired = map(int, out.stdout.split())
+    assert fired > 100
+    spans, rejected = decode(target.read_bytes())
+    assert rejected == 0
+    assert len(spans) == n + fired

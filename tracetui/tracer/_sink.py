@@ -1,11 +1,11 @@
 """Where encoded lines go: a file (O_APPEND) or a socket, fed by a background flusher.
 
 The host's threads only append finished lines to a deque (no lock, no syscall). One daemon thread,
-started on the first event, wakes when the deque goes from empty to non-empty, waits a few
-milliseconds to gather a batch, and writes whole lines only: a write never ends mid-line unless the
-device fails, and then the next write starts with a newline so the torn fragment stays on a line of
-its own. Every failure is counted and the line dropped (files) or kept, bounded, for the next
-connection (sockets); nothing is raised into the host.
+started on the first event and woken through a self-pipe when the deque goes from empty to
+non-empty, waits a few milliseconds to gather a batch and writes whole lines only: a write never
+ends mid-line unless the device fails, and then the next write starts with a newline so the torn
+fragment stays on a line of its own. Every failure is counted and the line dropped (files) or
+kept, bounded, for the next connection (sockets); nothing is raised into the host.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import collections
 import contextlib
 import ipaddress
 import os
+import select
 import socket
 import threading
 import time
@@ -256,7 +257,13 @@ class SocketOutput(Output):
 
 
 class Writer:
-    """Moves lines from the host's threads to an `Output` without blocking them."""
+    """Moves lines from the host's threads to an `Output` without blocking them.
+
+    The hot path takes no lock: a deque append, and on the empty → non-empty transition one byte
+    written to a non-blocking self-pipe the flusher polls. So an event emitted from a signal
+    handler cannot deadlock against the thread it interrupted. The I/O lock is reentrant for the
+    same reason (direct writes after fork or at exit).
+    """
 
     def __init__(self, output: Output, warn: bool = True) -> None:
         self.output = output
@@ -264,9 +271,9 @@ class Writer:
         self.queue: collections.deque[bytes] = collections.deque()
         self.pending: list[bytes] = []
         self.pending_bytes = 0
-        self.io_lock = threading.Lock()
+        self.io_lock = threading.RLock()
         self.start_lock = threading.Lock()
-        self.wake = threading.Event()
+        self.wake_fds: tuple[int, int] | None = None
         self.thread: threading.Thread | None = None
         self.direct = False
         self.closed = False
@@ -278,37 +285,61 @@ class Writer:
         """Queue one complete line (the hot path: a length check and an append)."""
         queue = self.queue
         if len(queue) >= MAX_QUEUE:
-            self._count_drop(1)
+            self.dropped += 1
             return
         queue.append(line)
         if len(queue) == 1:
             self._kick()
 
     def _count_drop(self, n: int) -> None:
-        with self.start_lock:
-            self.dropped += n
+        self.dropped += n
 
     def _kick(self) -> None:
         if self.direct or self.closed:
             self.flush()
             return
-        if self.thread is None:
-            with self.start_lock:
-                if self.thread is None:
-                    thread = threading.Thread(target=self._run, name="tracetui-tracer", daemon=True)
-                    try:
-                        thread.start()
-                    except RuntimeError:
-                        self.direct = True
-                        self.flush()
-                        return
-                    self.thread = thread
-        self.wake.set()
+        fds = self.wake_fds
+        if fds is None:
+            fds = self._start()
+            if fds is None:
+                return
+        with contextlib.suppress(OSError):  # a full pipe: wake-ups are pending already
+            os.write(fds[1], b"\0")
 
-    def _run(self) -> None:
+    def _start(self) -> tuple[int, int] | None:
+        """Start the flusher (once); None when no thread can be started (then write directly)."""
+        with self.start_lock:
+            if self.wake_fds is not None:
+                return self.wake_fds
+            try:
+                fds = os.pipe()
+                os.set_blocking(fds[0], False)
+                os.set_blocking(fds[1], False)
+                thread = threading.Thread(
+                    target=self._run, args=(fds[0],), name="tracetui-tracer", daemon=True
+                )
+                thread.start()
+            except (OSError, RuntimeError):
+                self.direct = True
+                self.flush()
+                return None
+            self.thread = thread
+            self.wake_fds = fds
+            return fds
+
+    def _run(self, wake_fd: int) -> None:
+        # The pipe is never closed: a late `_kick` must not write into a reused descriptor.
+        poller = select.poll()
+        poller.register(wake_fd, select.POLLIN)
         while not self.closed:
-            self.wake.wait(0.25 if self.pending else None)
-            self.wake.clear()
+            try:
+                ready = poller.poll(250 if self.pending else None)
+                if ready:
+                    os.read(wake_fd, 4096)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                time.sleep(FLUSH_DELAY)
             if self.closed:
                 break
             time.sleep(FLUSH_DELAY)
@@ -370,9 +401,9 @@ class Writer:
         self.queue = collections.deque()
         self.pending = []
         self.pending_bytes = 0
-        self.io_lock = threading.Lock()
+        self.io_lock = threading.RLock()
         self.start_lock = threading.Lock()
-        self.wake = threading.Event()
+        self.wake_fds = None
         self.thread = None
         self.direct = True
         self.written = 0
@@ -384,7 +415,9 @@ class Writer:
         if self.closed:
             return
         self.closed = True
-        self.wake.set()
+        if self.wake_fds is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.wake_fds[1], b"\0")
         try:
             self.flush()
         finally:
