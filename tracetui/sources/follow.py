@@ -35,7 +35,7 @@ HEAD = 4096
 """Bytes at the start of the file remembered to notice a truncate-and-regrow."""
 HOLD = 2.0
 """Seconds a `truncated`/`rotated` state stays visible before it reads `following` again."""
-POLL_RECHECK = 0.25
+POLL_RECHECK = 0.05
 """Seconds between our own looks when polling (the watcher's mtime polling can miss appends)."""
 MAX_CONTINUATION_CHECK = 256 << 20
 """Largest prefix hashed to tell whether a replacement file continues the old one."""
