@@ -165,7 +165,7 @@ def parse_socket_spec(spec: str) -> tuple[int, str | tuple[str, int]]:
     if not sep or not rest:
         raise SinkError(f"{spec!r}: expected unix:PATH or tcp:127.0.0.1:PORT")
     if kind == "unix":
-        return socket.AF_UNIX, rest
+        return socket.AF_UNIX, os.path.abspath(rest)
     if kind != "tcp":
         raise SinkError(f"{spec!r}: unknown socket kind {kind!r} (use unix: or tcp:)")
     host, _, port_text = rest.rpartition(":")
