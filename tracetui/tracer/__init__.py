@@ -376,6 +376,16 @@ class _NoopSpan(Span):
     def __init__(self) -> None:
         super().__init__(None, "system", "noop")
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A throwaway dict: writes to it go nowhere (the no-op span is shared)."""
+        return {}
+
+    @property
+    def baggage(self) -> dict[str, Any]:
+        """A throwaway dict, like `metadata`."""
+        return {}
+
     def set_output(self, output: object, **metadata: Any) -> None:
         pass
 
