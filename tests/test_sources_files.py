@@ -145,6 +145,31 @@ def test_truncate_and_regrow_past_offset_before_next_look(
     assert ingest.states()[0].rotations == 1
 
 
+def test_regrow_with_the_same_first_kilobytes_is_still_noticed(
+    make: MakeIngest, writer: Writer, tmp_path: Path
+):
+    log = tmp_path / "app.log"
+    same = events("same", 40, pad=100)  # well past the 4 KiB head
+    writer.do(open_("a", log), write("a", same + events("old", 3)))
+    ingest, store = make(log)
+    pump_until(ingest, lambda: len(store) == 43, what="first version")
+    writer.do(truncate(log), write("a", same + events("new", 6, pad=60)))
+    pump_until(ingest, lambda: len(store) == 43 + 46, what="rewritten file read again")
+    assert ids(store)[43:] == names("same", 40) + names("new", 6)
+    assert store.rejected == []
+    assert any("rewritten" in t for t in notices(store))
+
+
+def test_from_end_reads_a_file_that_appears_later_whole(
+    make: MakeIngest, writer: Writer, tmp_path: Path
+):
+    log = tmp_path / "app.log"
+    ingest, store = make(log, from_end=True)
+    pump_until(ingest, lambda: state_of(ingest) == "waiting", what="waiting")
+    writer.do(create(log, events("e", 3)))
+    pump_until(ingest, lambda: len(store) == 3, what="the whole new file")
+
+
 def test_rename_and_recreate_drains_old_file_then_follows_new(
     make: MakeIngest, writer: Writer, tmp_path: Path
 ):

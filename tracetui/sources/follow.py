@@ -33,6 +33,8 @@ from tracetui.sources.watch import DirWatcher
 CHUNK = 1 << 20
 HEAD = 4096
 """Bytes at the start of the file remembered to notice a truncate-and-regrow."""
+GUARD = 256
+"""Bytes just before our offset remembered for the same purpose (heads can repeat)."""
 HOLD = 2.0
 """Seconds a `truncated`/`rotated` state stays visible before it reads `following` again."""
 POLL_RECHECK = 0.05
@@ -80,6 +82,7 @@ class FileFollower(threading.Thread):
         self._first_open = True
         self._offset = 0
         self._head = b""
+        self._guard = b""
         self._sum = hashlib.blake2b()
         self._reason = ""
 
@@ -137,6 +140,7 @@ class FileFollower(threading.Thread):
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
+            self._first_open = False  # a file that appears later is all new: read it whole
             parent = os.path.dirname(os.path.abspath(self.path))
             if not self.follow:
                 self.status.set("closed", f"cannot open {self.path}: no such file")
@@ -179,6 +183,7 @@ class FileFollower(threading.Thread):
         self._ino = (st.st_dev, st.st_ino)
         self._offset = start
         self._head = b""
+        self._guard = b""
         self._sum = hashlib.blake2b()
         line_no = self._scan_prefix(fd, start) if start else 1
         self.sink.restart(first_line_no=line_no, stream_start=start == 0)
@@ -226,6 +231,7 @@ class FileFollower(threading.Thread):
             if pos < HEAD:
                 self._head += data[: HEAD - pos]
             self._sum.update(data)
+            self._remember_guard(data)
             newlines += data.count(b"\n")
             pos += len(data)
         return newlines + 1
@@ -244,15 +250,30 @@ class FileFollower(threading.Thread):
             data = os.pread(fd, CHUNK, self._offset)
             if not data:
                 return True
-            if self._head and os.pread(fd, len(self._head), 0) != self._head:
+            if self._rewritten(fd):
                 self._truncated(REWRITTEN)
                 return False
             if self._offset < HEAD:
                 self._head += data[: HEAD - self._offset]
             self._sum.update(data)
+            self._remember_guard(data)
             self._offset += len(data)
             self.sink.feed(data)
         return True
+
+    def _remember_guard(self, data: bytes) -> None:
+        self._guard = data[-GUARD:] if len(data) >= GUARD else (self._guard + data)[-GUARD:]
+
+    def _rewritten(self, fd: int) -> bool:
+        """Whether the bytes we read at the start and just before our offset have changed."""
+        head = self._head
+        if head and os.pread(fd, len(head), 0) != head:
+            return True
+        guard = self._guard
+        end = self._offset
+        return (
+            bool(guard) and end > len(head) and os.pread(fd, len(guard), end - len(guard)) != guard
+        )
 
     def _read_stream(self) -> None:
         assert self._fd is not None
@@ -272,7 +293,7 @@ class FileFollower(threading.Thread):
                 f"truncated to {size:,} bytes (was {self._offset:,}); reading again from the start"
             )
             return True
-        if self._head and os.pread(fd, len(self._head), 0) != self._head:
+        if self._rewritten(fd):
             self._truncated(REWRITTEN)
             return True
         try:
@@ -339,6 +360,7 @@ class FileFollower(threading.Thread):
             msg += f" (an unfinished line of {lost:,} bytes was cut off and is lost)"
         self._offset = 0
         self._head = b""
+        self._guard = b""
         self._sum = hashlib.blake2b()
         self.status.add(rotations=1)
         self.status.set("truncated", msg)
