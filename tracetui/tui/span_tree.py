@@ -288,6 +288,14 @@ class SpanTree(ScrollView, can_focus=True):
         else:
             self.go_to(index)
 
+    def on_focus(self, event: events.Focus) -> None:
+        self._styles.clear()
+        self.refresh()
+
+    def on_blur(self, event: events.Blur) -> None:
+        self._styles.clear()
+        self.refresh()
+
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(self.scrollable_content_region.width, len(self.view))
         if self.following and len(self.view):
@@ -321,25 +329,55 @@ class SpanTree(ScrollView, can_focus=True):
             label = self._labels[key] = describe(span, store)
         return label
 
+    def _stamp(self, node: TopEntry) -> tuple[object, ...]:
+        """Everything besides the node itself that changes how its row looks."""
+        view = self.view
+        store = view.store
+        has_kids = view.has_visible_children(node)
+        is_open = view.is_open(node)
+        if isinstance(node, str):
+            return (has_kids, is_open, len(store.children(node)))
+        checker = view.findings
+        found = len(checker.findings_for(node.seq)) if checker is not None else 0
+        below = len(store.children(node)) if has_kids and not is_open else 0
+        return (
+            has_kids,
+            is_open,
+            below,
+            node.flags,
+            store.parent_missing(node),
+            view.is_context(node),
+            found,
+            view.findings_version,
+        )
+
     def render_line(self, y: int) -> Strip:
         index = int(self.scroll_y) + y
         width = self.scrollable_content_region.width
         row = self.view.row(index)
         if row is None:
+            base = self._base_style()
             if not len(self.view) and 1 <= y <= len(self.empty_message):
                 text = Text("  " + self.empty_message[y - 1], no_wrap=True, end="")
                 text.truncate(width, pad=True)
-                text.stylize_before(self.rich_style)
+                text.stylize_before(base)
                 return Strip(list(text.render(self.app.console)), width)
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
         selected = index == self.cursor
-        key = (key_of(row[1]), row[0], width, selected, self.view.version)
+        node = row[1]
+        key = (key_of(node), row[0], width, selected, self._stamp(node))
         strip = self._strips.get(key)
         if strip is None:
             text = self.row_text(row, width, selected)
             strip = Strip(list(text.render(self.app.console)), width)
             self._strips[key] = strip
-        return strip.apply_offsets(0, index)
+        return strip
+
+    def _base_style(self) -> Style:
+        style = self._styles.get("")
+        if style is None:
+            style = self._styles[""] = self.rich_style
+        return style
 
     def row_text(self, row: Row, width: int, selected: bool = False) -> Text:
         """One row as styled plain text, exactly `width` cells wide."""
@@ -377,7 +415,7 @@ class SpanTree(ScrollView, can_focus=True):
         line.truncate(width, pad=True)
         if selected:
             line.stylize_before(self._style("cursor"))
-        line.stylize_before(self.rich_style)
+        line.stylize_before(self._base_style())
         return line
 
     def _span_parts(self, span: Span, left: Text, right: Text, collapsed: bool) -> None:

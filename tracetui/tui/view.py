@@ -82,7 +82,9 @@ class TreeView:
         self._dirty: set[NodeKey] = set()
         self._tops_dirty = True
         self.version = 0
-        """Bumped whenever the rows change; renderers key their caches on it."""
+        """Bumped whenever the rows change."""
+        self.findings_version = 0
+        """Bumped whenever findings change (rows with badges and ⚠↓ marks re-render)."""
 
     # ---- filter --------------------------------------------------------------------------------
 
@@ -205,6 +207,16 @@ class TreeView:
             return
         self._update_tops(change)
 
+    def _top_of(self, span: Span, memo: dict[str | None, TopEntry]) -> TopEntry:
+        """`store.top_of`, memoized per parent id within one batch (siblings share the walk)."""
+        parent = span.parent_id
+        if parent is None or self.store.is_cut(span):
+            return self.store.top_of(span)
+        top = memo.get(parent)
+        if top is None:
+            top = memo[parent] = self.store.top_of(span)
+        return top
+
     def _update_tops(self, change: Change) -> None:
         """Patch the visible top list in place for a batch (the live common case).
 
@@ -244,10 +256,11 @@ class TreeView:
                 if new in index:
                     self._dirty.add(new)
         fresh: dict[NodeKey, TopEntry] = {}
+        memo: dict[str | None, TopEntry] = {}
         for span in change.new:
             if store.get(span.seq) is not span:
                 continue
-            top = store.top_of(span)
+            top = self._top_of(span, memo)
             key = key_of(top)
             if key in index:
                 self._dirty.add(key)
@@ -279,6 +292,7 @@ class TreeView:
         seqs = list(seqs)
         if not seqs:
             return
+        self.findings_version += 1
         if self.violations_only:
             self.set_filter()
             return
@@ -384,20 +398,28 @@ class TreeView:
         block = self._blocks.get(key)
         if block is not None:
             return block
-        store = self.store
-        filtering = self.matched is not None
+        children = self.store.children
+        shows = self.shows if self.matched is not None else None
+        toggled = self.toggled
+        default_open = self.default_open
         block = []
+        add = block.append
         stack: list[Row] = [(0, top)]
+        push = stack.append
+        pop = stack.pop
         while stack:
-            depth, node = stack.pop()
-            block.append((depth, node))
-            if not self.is_open(node):
+            depth, node = row = pop()
+            add(row)
+            if ((node if isinstance(node, str) else node.seq) in toggled) == default_open:
                 continue
-            kids = store.children(node)
-            if filtering:
-                kids = [k for k in kids if self.shows(k)]
-            if kids:
-                stack.extend((depth + 1, k) for k in reversed(kids))
+            kids = children(node)
+            if not kids:
+                continue
+            if shows is not None:
+                kids = [k for k in kids if shows(k)]
+            depth += 1
+            for kid in reversed(kids):
+                push((depth, kid))
         self._blocks[key] = block
         return block
 
