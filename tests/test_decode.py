@@ -280,13 +280,6 @@ def test_agent_identity_in_one_batch(kit: TraceKit) -> None:
     assert got == [case[2] for case in AGENT_CASES] * 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decode._finish_batch: `span.run_id = ident[1] if meta.agent_run_id is None else "
-    "agent.run_id` lets a flattened `agent.run_id` override the agent object's run_id in the "
-    "batch path, while apply_meta (single lines, e.g. live tailing) keeps the object's: the same "
-    "line gets a different run_id depending on how it was read",
-)
 def test_run_id_precedence_is_the_same_in_batches_and_single_lines(kit: TraceKit) -> None:
     line = kit.event("t", metadata={"agent": {"name": "a", "run_id": "r1"}, "agent.run_id": "r2"})
     assert kit.decode_one(line).run_id == "r1"
@@ -294,12 +287,6 @@ def test_run_id_precedence_is_the_same_in_batches_and_single_lines(kit: TraceKit
     assert [s.run_id for s in spans] == ["r1", "r1", "r1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decode.apply_meta/_identity: `if meta.agent:` is true for any present Raw value, so "
-    "`agent: null` (or a number) counts as the first match and an agent_context/agentContext "
-    "after it is ignored (the first version fell through to the next convention)",
-)
 @pytest.mark.parametrize("agent", [None, 5, True])
 def test_an_agent_that_is_not_a_name_or_object_falls_through(kit: TraceKit, agent: Any) -> None:
     meta = {"agent": agent, "agentContext": {"agent": "ctx", "runId": "r"}}
@@ -637,11 +624,6 @@ def test_oversized_line_report_has_a_preview(kit: TraceKit) -> None:
     assert loaded.rejected[0][1].preview.startswith('{"trace_id":"big"')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decode.parse_timestamp (decode.py:~37) accepts the strings 'NaN', 'inf' and "
-    "'-Infinity' through float(), giving start=nan/inf with no schema issue",
-)
 @pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity"])
 def test_non_finite_timestamp_strings_are_schema_issues(kit: TraceKit, value: str) -> None:
     span = kit.decode_one(kit.event("t", timestamp=value))

@@ -230,13 +230,6 @@ def test_grep_finds_summaries_written_with_json_escapes(
     assert matched_ids(store, Filter.make(text=needle)) == {"s"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="query.text_matcher prefilters summaries on the raw line bytes "
-    "(`prefilter not in span.raw.lower()`): a summary that matches only under casefold "
-    "(Straße ~ STRASSE) is skipped before the casefold comparison runs, while the same text "
-    "in `operation` matches",
-)
 def test_grep_casefolds_summaries_like_operations(kit: TraceKit) -> None:
     store = kit.store_of(['{"trace_id":"s","input_summary":"Straße"}'.encode()])
     assert matched_ids(store, Filter.make(text="STRASSE")) == {"s"}

@@ -10,6 +10,7 @@ escaped preview. Nothing raises out of here.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,8 @@ def parse_timestamp(value: object) -> float | None:
         return None
     if isinstance(value, (int, float)):
         ts = float(value)
+        if not math.isfinite(ts):
+            return None
         return ts / 1000.0 if ts > 1e11 else ts
     if isinstance(value, str):
         try:
@@ -133,17 +136,28 @@ def _extra_labels(raw: msgspec.Raw) -> dict[str, str]:
     return hit
 
 
+def _is_object_or_text(raw: msgspec.Raw, objects_only: bool = False) -> bool:
+    """Whether an encoded value can name an agent: an object (or a string, unless objects_only).
+
+    `null`, numbers and booleans do not count, so the next convention gets its turn.
+    """
+    if not raw:
+        return False
+    head = bytes(raw)[:1]
+    return head == b"{" or (head == b'"' and not objects_only)
+
+
 def apply_meta(span: Span, meta: Meta, raw: bytes) -> None:
     """Fill agent identity and correlation ids from the metadata conventions (first match wins)."""
     name: str | None = None
     run_id: str | None = None
     labels = _EMPTY
     label_tuple: tuple[str, ...] = ()
-    if meta.agent:
+    if _is_object_or_text(meta.agent):
         name, run_id, labels, label_tuple = _identity(0, meta.agent)
-    elif meta.agent_context:
+    elif _is_object_or_text(meta.agent_context, objects_only=True):
         name, run_id, labels, label_tuple = _identity(1, meta.agent_context)
-    elif meta.agentContext:
+    elif _is_object_or_text(meta.agentContext, objects_only=True):
         name, run_id, labels, label_tuple = _identity(1, meta.agentContext)
     elif meta.agent_name is not None:
         name = _str_or_none(meta.agent_name)
@@ -249,10 +263,14 @@ def _finish_batch(spans: list[Span], raws: list[bytes], origin: int, first_line_
         if meta is None:
             continue
         agent = meta.agent
-        if agent and not meta.labels and flat_label not in raw:
-            ident = identity_cache.get((0, bytes(agent))) or _identity(0, agent)
+        key = bytes(agent)
+        if key[:1] == b"{" and not meta.labels and flat_label not in raw:
+            ident = identity_cache.get((0, key)) or _identity(0, agent)
             span.agent = ident[0]
-            span.run_id = ident[1] if meta.agent_run_id is None else _str_or_none(meta.agent_run_id)
+            run_id = ident[1]
+            if run_id is None and meta.agent_run_id is not None:
+                run_id = _str_or_none(meta.agent_run_id)
+            span.run_id = run_id
             span.labels = ident[3]
             corr = meta.correlation_id
             pcorr = meta.parent_correlation_id

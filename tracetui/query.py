@@ -117,7 +117,12 @@ def text_matcher(text: str, regex: bool = False) -> Callable[[Span], bool]:
         if found(span.operation or "") or found(span.component or ""):
             return True
         raw = span.raw
-        if prefilter is not None and b"\\" not in raw and prefilter not in raw.lower():
+        if (
+            prefilter is not None
+            and raw.isascii()  # casefold can match non-ASCII text ("ß" ~ "ss")
+            and b"\\" not in raw  # nor JSON escapes
+            and prefilter not in raw.lower()
+        ):
             return False
         fields = span.fields()
         return any(isinstance(fields.get(k), str) and found(fields[k]) for k in TEXT_FIELDS[2:])
