@@ -55,6 +55,11 @@ def test_incremental_batches_give_the_same_rows_as_one_full_build(
         feed.push(lines[i : i + batch])
         live.apply(feed.drain())
         live.rebuild()
+        if i % 9 == 0:  # clear the filter and set it again (cached unfiltered rows reused)
+            live.set_filter(Filter())
+            live.rebuild()
+            live.set_filter(Filter.make(statuses=statuses))
+            live.rebuild()
         if i % 5 == 0 and len(live):
             row = live.row(len(live) // 2)
             assert row is not None

@@ -74,7 +74,10 @@ class TreeView:
         self._tops: list[TopEntry | None] = []
         """Visible top-level entries; None marks a tree that joined another one (a hole)."""
         self._top_index: dict[NodeKey, int] = {}
-        self._blocks: dict[NodeKey, list[Row]] = {}
+        self._all_blocks: dict[NodeKey, list[Row]] = {}
+        """Rows per tree without a filter; kept (and invalidated) while a filter is on, so that
+        clearing the filter does not rebuild every tree."""
+        self._blocks = self._all_blocks
         self._sizes: list[int] = []
         self._starts: list[int] = [0]
         self._holes = 0
@@ -124,7 +127,7 @@ class TreeView:
                 if found is not None:
                     self._add_context_above(found)
         self._tops_dirty = True
-        self._blocks.clear()
+        self._blocks = self._all_blocks if self._pred is None else {}
 
     def _make_predicate(self) -> Callable[[Span], bool] | None:
         tests: list[Callable[[Span], bool]] = []
@@ -243,7 +246,7 @@ class TreeView:
             top = store.top_of(span)
             new = key_of(top)
             del index[old]
-            self._blocks.pop(old, None)
+            self._forget(old)
             if new not in index and self.shows(top) and self._fits(i, positions.get(new, -1)):
                 tops[i] = top
                 index[new] = i
@@ -306,6 +309,12 @@ class TreeView:
         """Rebuild everything on the next `rebuild()` (expansion changed globally)."""
         self._tops_dirty = True
         self._blocks.clear()
+        self._all_blocks.clear()
+
+    def _forget(self, key: NodeKey) -> None:
+        """Drop the cached rows of one tree (under the filter and without it)."""
+        self._blocks.pop(key, None)
+        self._all_blocks.pop(key, None)
 
     def _fits(self, i: int, position: int) -> bool:
         """Whether a store slot position belongs at index i of the visible tops (order kept)."""
@@ -337,14 +346,14 @@ class TreeView:
             for stale in [k for k in blocks if k not in live]:
                 del blocks[stale]
             for key in self._dirty:
-                blocks.pop(key, None)
+                self._forget(key)
             self._sizes = [len(self._block(t)) for t in tops if t is not None]
             first = 0
         else:
             first = self._changed_from
             sizes = self._sizes
             for key in self._dirty:
-                self._blocks.pop(key, None)
+                self._forget(key)
                 i = self._top_index.get(key)
                 top = self._tops[i] if i is not None else None
                 if i is not None and top is not None:
