@@ -364,3 +364,19 @@ def open_descriptors() -> set[str]:
         with contextlib.suppress(OSError):  # the descriptor listdir itself used is gone
             out.add(f"{fd} {os.readlink(f'/proc/self/fd/{fd}')}")
     return out
+
+
+def test_watchfiles_force_polling_env_means_polling(
+    monkeypatch: pytest.MonkeyPatch, writer: Writer, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
+    log = tmp_path / "app.log"
+    writer.do(open_("a", log), write("a", events("old", 2)))
+    store = TraceStore()
+    with LiveIngest([str(log)], store, recheck=30) as ingest:
+        follower = ingest.readers[0]
+        assert isinstance(follower, follow_mod.FileFollower)
+        pump_until(ingest, lambda: len(store) == 2, what="old events")
+        assert follower.watcher is not None and follower.watcher.poll
+        writer.do(truncate(log), write("a", events("new", 1)))
+        pump_until(ingest, lambda: len(store) == 3, timeout=3, what="event after truncation")

@@ -28,7 +28,7 @@ from tracetui.sources.channel import Channel, Status
 from tracetui.sources.sink import LineSink
 from tracetui.sources.spec import SourceSpec
 from tracetui.sources.stream import pump
-from tracetui.sources.watch import DirWatcher
+from tracetui.sources.watch import DirWatcher, polling_forced
 
 CHUNK = 1 << 20
 HEAD = 4096
@@ -69,8 +69,8 @@ class FileFollower(threading.Thread):
         self.follow = follow
         self.from_end = from_end
         self.last = last
-        self.poll = poll
-        self.recheck = min(recheck, POLL_RECHECK) if poll else recheck
+        self.poll = polling_forced(poll)
+        self.recheck = min(recheck, POLL_RECHECK) if self.poll else recheck
         self.status = Status(spec.text, "file", "waiting")
         self.sink = LineSink(spec.text, channel, self.status, stop)
         self.watcher: DirWatcher | None = None

@@ -20,6 +20,12 @@ POLL_DELAY_MS = 100
 log = logging.getLogger(__name__)
 
 
+def polling_forced(poll: bool) -> bool:
+    """`--poll`, or `WATCHFILES_FORCE_POLLING` set as watchfiles reads it (not false/disable[d])."""
+    env = os.environ.get("WATCHFILES_FORCE_POLLING", "")
+    return poll or (bool(env) and env.lower() not in {"false", "disable", "disabled"})
+
+
 def nearest_existing_dir(path: str) -> str:
     """`path` itself when it is a directory, else its nearest existing ancestor."""
     current = os.path.abspath(path)
@@ -64,7 +70,7 @@ class DirWatcher(threading.Thread):
             rust_timeout=1000,
             yield_on_timeout=True,
             raise_interrupt=False,
-            force_polling=True if self.poll else None,
+            force_polling=self.poll,
             poll_delay_ms=POLL_DELAY_MS,
             recursive=False,
         )
