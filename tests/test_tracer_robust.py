@@ -465,3 +465,26 @@ def test_events_from_signal_handlers_never_deadlock(tmp_path: Path) -> None:
     spans, rejected = decode(target.read_bytes())
     assert rejected == 0
     assert len(spans) == n + fired
+
+
+def test_forked_child_with_nobody_listening_backs_off(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import os
+        from tracetui.tracer import tracer
+        pid = os.fork()
+        if pid == 0:
+            for i in range(20000):
+                tracer.event("sys", "tick", "s.py")
+            s = tracer.stats()
+            tries = tracer._writer.output.attempts
+            print(s.emitted, s.written, s.dropped + s.pending, tries < 50, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        """
+    )
+    env = env_for(DOPEJAR_TRACE="1", DOPEJAR_TRACE_SOCKET=f"unix:{tmp_path}/nobody.sock")
+    out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["20000", "0", "20000", "True"]
+    assert out.stderr.count("nobody listens") == 1

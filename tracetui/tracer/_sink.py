@@ -200,6 +200,7 @@ class SocketOutput(Output):
         self.retry_at = 0.0
         self.backoff = BACKOFF_MIN
         self.connects = 0
+        self.attempts = 0
 
     def __repr__(self) -> str:
         return f"socket {self.spec}"
@@ -208,6 +209,7 @@ class SocketOutput(Output):
         now = time.monotonic()
         if not force and now < self.retry_at:
             return False
+        self.attempts += 1
         sock = socket.socket(self.family, socket.SOCK_STREAM)
         try:
             sock.settimeout(SEND_TIMEOUT)
@@ -296,7 +298,7 @@ class Writer:
 
     def _kick(self) -> None:
         if self.direct or self.closed:
-            self.flush()
+            self.flush(force=False)
             return
         fds = self.wake_fds
         if fds is None:
