@@ -27,7 +27,8 @@ import functools
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, Final
 
@@ -36,7 +37,7 @@ import msgspec
 from tracetui.contracts.catalog import RULES
 from tracetui.contracts.findings import Finding, FindingDelta
 from tracetui.contracts.loader import ContractSet
-from tracetui.contracts.probe import UNSET, Getter, ProbeLayout
+from tracetui.contracts.probe import UNSET, Getter, ProbeLayout, value_of
 from tracetui.contracts.spec import Requirement, SpanSpec
 from tracetui.model import CYCLE, DUPLICATE, LAYER_SHORT, SCHEMA, Span, normalize_layer
 from tracetui.store import Change, TraceStore
@@ -60,9 +61,23 @@ class _OpRules(msgspec.Struct, frozen=True):
 
     name: str = ""
     required: tuple[str, ...] = ()
-    required_get: Any = None
+    present: Any = None
+    """Reads the required keys' raw values from a probe's metadata (None: check one by one)."""
     requires: tuple[tuple[str, Requirement], ...] = ()
     produces: frozenset[str] = frozenset()
+
+
+_BAD_ID_LINE: Final = re.compile(
+    r"^(?!(?:"
+    + "|".join(rf"{layer}\|{short}" for layer, short in LAYER_SHORT.items())
+    + r")_\d+_[0-9a-fA-F]+$)",
+    re.MULTILINE,
+)
+
+
+def _good_id(span: Span) -> bool:
+    rx = _ID_BY_LAYER.get(span.layer or "")
+    return rx is not None and rx.fullmatch(span.trace_id) is not None
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -118,6 +133,9 @@ class Checker:
         self._produced: dict[int, frozenset[str]] = {}
         self._partial: set[int] = set()
         self._touched: dict[int | str, float] = {}
+        self._bag_cache: dict[bytes, tuple[dict[str, Any], bool]] = {}
+        self._bag_seen: dict[int, tuple[dict[str, Any], bool] | None] = {}
+        self._bag_decoder = msgspec.json.Decoder()
         self._compile()
 
     # ---- setup ---------------------------------------------------------------------------------
@@ -179,14 +197,21 @@ class Checker:
             top.extend(("input_summary", "output_summary"))
         if any(spec.events is not None for spec, _ in self._spans):
             top.append("events")
-        self._layout = ProbeLayout(paths, top)
+        self._layout = ProbeLayout(paths, top, dict_heads={p.split(".", 1)[0] for p in deprecated})
         get = self._get = functools.lru_cache(maxsize=None)(self._layout.getter)
         self._need_probe = bool(paths or top)
         self._deprecated = [(path, advice, get(path)) for path, advice in deprecated.items()]
-        heads = sorted({self._layout.attr[p.split(".", 1)[0]] for p in deprecated})
-        self._dep_heads = attrgetter(*heads, *heads) if heads else None
+        leaves: dict[str, set[str]] = {}
+        for path in deprecated:
+            head, dot, rest = path.partition(".")
+            if dot:
+                leaves.setdefault(self._layout.attr[head], set()).add(rest.split(".", 1)[0])
+                leaves.setdefault(self._layout.attr[path], set())  # the flat dotted key itself
+            else:
+                leaves.setdefault(self._layout.attr[head], set())
+        self._dep_heads = [(attr, frozenset(names)) for attr, names in leaves.items()]
         self._propagate: list[tuple[str, Getter]] = [(p, get(p)) for p in propagate]
-        self._get_baggage = get("baggage") if self._baggage else None
+        self._bag_attr = self._layout.attr["baggage"] if self._baggage else ""
         self._agent_heads = (
             attrgetter(*(self._layout.attr[k] for k in _AGENT_KEYS)) if self._agent_shape else None
         )
@@ -213,8 +238,7 @@ class Checker:
         try:
             self._observe(store, change, delta)
         finally:
-            self._batch = []
-            self._cache.clear()
+            self._end_batch()
         return delta
 
     def finish(self, store: TraceStore) -> FindingDelta:
@@ -225,7 +249,7 @@ class Checker:
                 self._whole_trace(store, top, delta)
             self._touched.clear()
         finally:
-            self._cache.clear()
+            self._end_batch()
         return delta
 
     def tick(self, store: TraceStore, now: float) -> FindingDelta:
@@ -238,8 +262,14 @@ class Checker:
                 del self._touched[top]
                 self._whole_trace(store, top, delta)
         finally:
-            self._cache.clear()
+            self._end_batch()
         return delta
+
+    def _end_batch(self) -> None:
+        """Drop what was decoded for this batch (decoded once per span per batch)."""
+        self._batch = []
+        self._cache.clear()
+        self._bag_seen.clear()
 
     def findings_for(self, seq: int) -> list[Finding]:
         """Current findings about one span."""
@@ -356,13 +386,14 @@ class Checker:
                     required.extend(k for k in spec.required if k not in required)
                     requires.update(spec.requires)
                     produces.update(spec.produces)
-            getter = None
-            if required and self._any_required:
-                attrs = [self._layout.attr[k] for k in required]
-                simple = all("." not in k for k in required)
-                getter = attrgetter(*attrs) if simple and len(attrs) > 1 else None
+            flat = [self._layout.attr[k] for k in required if "." not in k]
+            present = (
+                attrgetter(*flat, *flat)
+                if required and self._any_required and len(flat) == len(required)
+                else None
+            )
             rules = _OpRules(
-                names[0], tuple(required), getter, tuple(requires.items()), frozenset(produces)
+                names[0], tuple(required), present, tuple(requires.items()), frozenset(produces)
             )
             self._ops_cache[key] = rules
         return rules
@@ -373,21 +404,19 @@ class Checker:
         new = change.new
         first = self._batch_first = new[0].seq
         if self._need_probe:
-            decode = self._layout.decode
-            self._batch = [decode(s.raw) for s in new]
-        local = self._local
-        owned = self._owned
-        flagged: list[Span] = []
-        for span in new:
-            found = local(span)
-            if found:
-                owned[("local", span.seq)] = found
-                for f in found:
-                    self._add(f, delta)
-            if span.flags & (DUPLICATE | CYCLE) and self._structure:
-                flagged.append(span)
-        if flagged:
-            self._flags(store, flagged, delta)
+            self._batch = self._layout.decode_batch([s.raw for s in new])
+        found = self._local_batch(new)
+        if found:
+            owned = self._owned
+            add = self._add
+            for seq in sorted(found):
+                lst = owned[("local", seq)] = found[seq]
+                for f in lst:
+                    add(f, delta)
+        if self._structure:
+            flagged = [s for s in new if s.flags & (DUPLICATE | CYCLE)]
+            if flagged:
+                self._flags(store, flagged, delta)
         if not self._relational:
             return
         now = time.monotonic()
@@ -452,7 +481,7 @@ class Checker:
             span = stack.pop()
             found = relations(store, span, partial)
             seq = span.seq
-            if seq in was_partial or ("rel", seq) in owned:
+            if seq in was_partial:
                 self._replace(("rel", seq), found, delta)
                 if not partial:
                     was_partial.discard(seq)
@@ -468,50 +497,104 @@ class Checker:
 
     # ---- local rules ---------------------------------------------------------------------------
 
-    def _local(self, span: Span) -> list[Finding] | None:
-        out: list[Finding] = []
-        if self._schema is not None:
-            self._schema_rules(span, out)
-        if self._any_required:
-            rules = self._op_rules(span)
-            if rules.required:
-                meta = self._probe(span).metadata
-                getter = rules.required_get
-                if getter is None or UNSET in getter(meta):
-                    self._required_data(span, rules, meta, out)
-        if self._spans:
-            self._span_contracts(span, out)
-        if self._deprecated:
-            meta = self._probe(span).metadata
-            heads = self._dep_heads(meta) if self._dep_heads is not None else ()
-            if any(h is not UNSET for h in heads):
-                for path, advice, get in self._deprecated:
-                    if get(meta) is not UNSET:
-                        out.append(
-                            self._finding(
-                                "propagation.deprecated_field",
-                                span,
-                                f"metadata.{path}",
-                                f"metadata.{path} is deprecated: {advice}",
-                            )
-                        )
-        if self._agent_shape and (span.agent is None or span.run_id is None):
-            self._agent_context(span, out)
-        return out
+    def _local_batch(self, new: list[Span]) -> dict[int, list[Finding]]:
+        """Local rules for a batch: cheap filters over the whole batch, exact checks on the rest."""
+        found: dict[int, list[Finding]] = {}
 
-    def _schema_rules(self, span: Span, out: list[Finding]) -> None:
+        def out(span: Span) -> list[Finding]:
+            lst = found.get(span.seq)
+            if lst is None:
+                lst = found[span.seq] = []
+            return lst
+
+        probes: Iterable[Any] = self._batch if self._need_probe else repeat(self._layout.empty)
+        schema = self._schema
+        check_fields = schema is not None
+        layers = schema.layers if schema is not None else frozenset()
+        statuses = schema.statuses if schema is not None else frozenset()
+        plain = self._plain_fields
+        check_summary = self._check_summary
+        limit = self._summary_max
+        required = self._any_required
+        ops = self._ops_cache
+        dep_heads = self._dep_heads if self._deprecated else []
+        agent_shape = self._agent_shape
+        span_rules = bool(self._spans)
+        for span, probe in zip(new, probes, strict=False):
+            if check_fields and (
+                span.flags & SCHEMA
+                or span.ts is None
+                or span.layer not in layers
+                or span.status not in statuses
+                or not span.operation
+                or not plain
+                or (span.duration_ms is not None and span.duration_ms < 0)
+            ):
+                self._schema_fields(span, out(span))
+            if check_summary:
+                a, b = probe.input_summary, probe.output_summary
+                if (a.__class__ is str and len(a) > limit) or (
+                    b.__class__ is str and len(b) > limit
+                ):
+                    self._summaries(span, out(span))
+            if required:
+                rules = ops.get((span.operation, span.layer)) or self._op_rules(span)
+                if rules.required and (
+                    rules.present is None or UNSET in rules.present(probe.metadata)
+                ):
+                    self._required_data(span, rules, out(span))
+            if span_rules:
+                self._span_contracts(span, found)
+            if dep_heads:
+                meta = probe.metadata
+                for attr, names in dep_heads:
+                    value = getattr(meta, attr)
+                    if value is not UNSET and (
+                        not names or (value.__class__ is dict and not names.isdisjoint(value))
+                    ):
+                        self._deprecated_fields(span, found)
+                        break
+            if agent_shape and (span.agent is None or span.run_id is None):
+                self._agent_context(span, found)
+        if self._check_shape:
+            for span in self._bad_ids(new):
+                self._id_shape(span, out(span))
+        return {seq: lst for seq, lst in found.items() if lst}
+
+    def _bad_ids(self, new: list[Span]) -> list[Span]:
+        """Spans whose id is not `{short layer}_{digits}_{hex}` (one regex over the batch)."""
+        joined = "\n".join([f"{s.layer}|{s.trace_id}" for s in new])
+        if joined.count("\n") != len(new) - 1:  # an id holding a newline: go one by one
+            return [s for s in new if not _good_id(s)]
+        bad: list[Span] = []
+        line = 0
+        pos = 0
+        for m in _BAD_ID_LINE.finditer(joined):
+            line += joined.count("\n", pos, m.start())
+            pos = m.start()
+            bad.append(new[line])
+        return bad
+
+    def _deprecated_fields(self, span: Span, found: dict[int, list[Finding]]) -> None:
+        meta = self._probe(span).metadata
+        for path, advice, get in self._deprecated:
+            if get(meta) is not UNSET:
+                found.setdefault(span.seq, []).append(
+                    self._finding(
+                        "propagation.deprecated_field",
+                        span,
+                        f"metadata.{path}",
+                        f"metadata.{path} is deprecated: {advice}",
+                    )
+                )
+
+    def _schema_fields(self, span: Span, out: list[Finding]) -> None:
+        """Required fields, types, layer, status and duration of one span."""
         schema = self._schema
         assert schema is not None
         sev = self._sev
         typed = self._wrong_types(span, out) if span.flags & SCHEMA else set()
-        if (
-            span.ts is None
-            or span.layer is None
-            or span.status is None
-            or not span.operation
-            or not self._plain_fields
-            or span.trace_id.startswith("<no trace_id")
-        ) and "schema.missing_field" in sev:
+        if "schema.missing_field" in sev:
             for name in schema.required_fields:
                 if name not in typed and not self._has_field(span, name):
                     out.append(
@@ -533,24 +616,6 @@ class Checker:
                     "schema.unknown_status", span, "status", f"unknown status {_show(status)}"
                 )
             )
-        if self._check_summary and len(span.raw) > self._summary_max:
-            probe = self._probe(span)
-            limit = self._summary_max
-            for name in ("input_summary", "output_summary"):
-                value = getattr(probe, name)
-                if isinstance(value, str) and len(value) > limit:
-                    out.append(
-                        self._finding(
-                            "schema.summary_too_long",
-                            span,
-                            name,
-                            f"{name} is {len(value)} characters long (at most {limit})",
-                        )
-                    )
-        if self._check_shape:
-            rx = _ID_BY_LAYER.get(span.layer or "")
-            if rx is None or rx.fullmatch(span.trace_id) is None:
-                self._id_shape(span, out)
         dur = span.duration_ms
         if dur is not None and dur < 0 and "schema.negative_duration" in sev:
             out.append(
@@ -558,6 +623,21 @@ class Checker:
                     "schema.negative_duration", span, "duration_ms", f"duration_ms is {dur:g}"
                 )
             )
+
+    def _summaries(self, span: Span, out: list[Finding]) -> None:
+        probe = self._probe(span)
+        limit = self._summary_max
+        for name in ("input_summary", "output_summary"):
+            value = getattr(probe, name)
+            if isinstance(value, str) and len(value) > limit:
+                out.append(
+                    self._finding(
+                        "schema.summary_too_long",
+                        span,
+                        name,
+                        f"{name} is {len(value)} characters long (at most {limit})",
+                    )
+                )
 
     def _wrong_types(self, span: Span, out: list[Finding]) -> set[str]:
         typed: set[str] = set()
@@ -619,7 +699,8 @@ class Checker:
                 )
             )
 
-    def _required_data(self, span: Span, rules: _OpRules, meta: Any, out: list[Finding]) -> None:
+    def _required_data(self, span: Span, rules: _OpRules, out: list[Finding]) -> None:
+        meta = self._probe(span).metadata
         get = self._get
         for key in rules.required:
             if get(key)(meta) is UNSET:
@@ -632,7 +713,8 @@ class Checker:
                     )
                 )
 
-    def _span_contracts(self, span: Span, out: list[Finding]) -> None:
+    def _span_contracts(self, span: Span, found: dict[int, list[Finding]]) -> None:
+        out = found.setdefault(span.seq, [])
         names: tuple[str, ...] | None = None
         for spec, needle in self._spans:
             match = spec.match
@@ -675,7 +757,7 @@ class Checker:
                             )
                         )
 
-    def _agent_context(self, span: Span, out: list[Finding]) -> None:
+    def _agent_context(self, span: Span, found: dict[int, list[Finding]]) -> None:
         assert self._agent_heads is not None
         heads = self._agent_heads(self._probe(span).metadata)
         if all(h is UNSET for h in heads):
@@ -684,7 +766,7 @@ class Checker:
             message = "agent context has no agent name (agent/name)"
         else:
             message = f"agent context of {_show(span.agent)} has no run id (run_id/runId)"
-        out.append(
+        found.setdefault(span.seq, []).append(
             self._finding("propagation.agent_context_shape", span, "metadata.agent", message)
         )
 
@@ -814,24 +896,60 @@ class Checker:
                 self._finding("propagation.value_changed", span, f"metadata.{path}", message)
             )
 
+    def _bag(self, span: Span) -> tuple[dict[str, Any], bool] | None:
+        """`metadata.baggage` and whether it is clean by itself (no denied, no unlisted key).
+
+        Decoded from the probe's raw bytes, cached by those bytes: a trace repeats the same
+        baggage on many spans.
+        """
+        seen = self._bag_seen
+        if span.seq in seen:
+            return seen[span.seq]
+        raw = getattr(self._probe(span).metadata, self._bag_attr)
+        if raw is UNSET:
+            seen[span.seq] = None
+            return None
+        if not isinstance(raw, msgspec.Raw):  # kept as a head (a contract reads inside it)
+            value = value_of(raw)
+            verdict = self._bag_verdict(value) if isinstance(value, dict) else None
+            seen[span.seq] = verdict
+            return verdict
+        piece = memoryview(raw).tobytes()
+        hit = self._bag_cache.get(piece)
+        if hit is None:
+            value = value_of(raw)
+            if not isinstance(value, dict):
+                return None
+            hit = self._bag_verdict(value)
+            if len(self._bag_cache) > 4096:
+                self._bag_cache.clear()
+            self._bag_cache[piece] = hit
+        seen[span.seq] = hit
+        return hit
+
+    def _bag_verdict(self, bag: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        allow = self._allow
+        clean = self._deny.isdisjoint(bag) and (allow is None or allow.issuperset(bag))
+        return bag, clean
+
     def _baggage_rules(self, span: Span, parent: Span | None, out: list[Finding]) -> None:
         leaked = self._leaked
         if leaked:
             leaked.pop(span.seq, None)
         if parent is None:
             return
-        get = self._get_baggage
-        assert get is not None
-        mine = get(self._probe(span).metadata)
-        if not isinstance(mine, dict) or not mine:
+        mine_v = self._bag(span)
+        if mine_v is None or not mine_v[0]:
             return
-        theirs = get(self._probe(parent).metadata)
-        if not isinstance(theirs, dict) or not theirs:
+        theirs_v = self._bag(parent)
+        if theirs_v is None or not theirs_v[0]:
+            return
+        mine, clean = mine_v
+        theirs = theirs_v[0]
+        if clean and (mine is theirs or mine == theirs):
             return
         deny = self._deny
         allow = self._allow
-        if mine == theirs and deny.isdisjoint(mine) and (allow is None or allow.issuperset(mine)):
-            return
         leaks: dict[str, int] = {}
         upstream = leaked.get(parent.seq, {})
         for key, value in mine.items():
