@@ -267,7 +267,7 @@ def test_tcp_loopback_with_peer_addresses(started: list[LiveIngest]) -> None:
     pump_until(ingest, lambda: len(store) == 300, what="300 events")
     for proc in procs:
         assert proc.wait(timeout=10) == 0
-    assert all(o.startswith("tcp:0 [127.0.0.1:") for o in store.origins)
+    assert all(o.startswith(f"tcp:{address} [127.0.0.1:") for o in store.origins)
     assert len(store.origins) == 3
 
 

@@ -112,14 +112,15 @@ class FileFollower(threading.Thread):
     def _loop(self) -> None:
         while not self.stop.is_set():
             self._wake.clear()
-            if self._fd is None and not self._open():
-                if not self.follow:
+            if self._fd is None:
+                if not self._open():
+                    if not self.follow:
+                        return
+                    self._wake.wait(self.recheck)
+                    continue
+                if self._stream:
+                    self._read_stream()
                     return
-                self._wake.wait(self.recheck)
-                continue
-            elif self._stream:
-                self._read_stream()
-                return
             elif self.follow and self._look():
                 continue  # truncated, rotated or gone: look again at the new situation
             if not self._read_to_end():
@@ -320,8 +321,12 @@ class FileFollower(threading.Thread):
         """The name points to a new file: continue it when it extends the old one, else restart."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return  # gone again: the next look reports it
+        except OSError as exc:
+            self.sink.finish()
+            self._close()
+            self._reason = f"{self.path} was rotated or replaced"
+            self.status.set("waiting", f"{self._reason}; cannot open the new file: {exc.strerror}")
+            return  # `_open` keeps trying, on the usual timer
         st = os.fstat(fd)
         if self._continues(fd, st.st_size):
             self._close()

@@ -134,6 +134,7 @@ class SocketServer(threading.Thread):
         self._producers: dict[int, _Producer] = {}
         self._connections = 0
         self._refused = 0
+        self._origin_prefix = spec.text  # TCP: the address actually bound (`tcp:0` picks a port)
 
     def wake(self) -> None:
         """Nothing to wake: the selector loop polls its stop flag."""
@@ -185,6 +186,7 @@ class SocketServer(threading.Thread):
         host, port = sock.getsockname()[:2]
         self._listen(sock)
         address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        self._origin_prefix = f"tcp:{address}"
         self.status.set("listening", "", address=address)
 
     def _listen(self, sock: socket.socket) -> None:
@@ -224,6 +226,11 @@ class SocketServer(threading.Thread):
                 sock, addr = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except ConnectionAbortedError:
+                continue  # the producer gave up before we accepted it
+            except OSError as exc:  # out of descriptors …: keep serving who we have
+                self.status.set(None, f"cannot accept more connections: {exc.strerror or exc}")
+                return
             if len(self._producers) >= self.max_producers:
                 self._refused += 1
                 self.status.set(
@@ -239,8 +246,9 @@ class SocketServer(threading.Thread):
                 pid = _peer_pid(sock)
                 who = f"pid {pid}" if pid is not None else "peer"
             else:
-                who = f"{addr[0]}:{addr[1]}"
-            name = f"{self.spec.text} [{who} #{self._connections}]"
+                host, port = addr[:2]
+                who = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            name = f"{self._origin_prefix} [{who} #{self._connections}]"
             sock.setblocking(False)
             producer = _Producer(sock, name, LineSink(name, self.channel, self.status, self.stop))
             self._producers[sock.fileno()] = producer
