@@ -29,7 +29,6 @@ import functools
 import inspect
 import itertools
 import os
-import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -37,7 +36,7 @@ from types import TracebackType
 from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
 from tracetui.tracer._encode import SUMMARY_MAX, clip, encode, safe_repr, summary
-from tracetui.tracer._sink import FileOutput, Output, SinkError, SocketOutput, Writer
+from tracetui.tracer._sink import MAX_QUEUE, FileOutput, Output, SinkError, SocketOutput, Writer
 
 __all__ = [
     "INSTANCE_BAGGAGE_KEYS",
@@ -143,7 +142,7 @@ class TracerStats(NamedTuple):
     """Counters of this process since the sink was configured."""
 
     emitted: int
-    """Events handed to the sink."""
+    """Events handed to the sink: written + dropped + pending."""
     written: int
     """Events the sink accepted (file written, socket sent)."""
     dropped: int
@@ -463,8 +462,6 @@ class Tracer:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._enabled = False
         self._writer: Writer | None = None
-        self._emitted = 0
-        self._lock = threading.Lock()
         self.configure(environ=environ)
         _TRACERS.add(self)
 
@@ -489,7 +486,6 @@ class Tracer:
         self._enabled = False
         if old is not None:
             old.close()
-        self._emitted = 0
         if not on:
             return
         sock_spec = socket if socket is not None else env.get("DOPEJAR_TRACE_SOCKET", "")
@@ -642,10 +638,15 @@ class Tracer:
                     "metadata": meta,
                 }
             )
-            self._emitted += 1
-            writer.put(line)
+            queue = writer.queue
+            if len(queue) >= MAX_QUEUE:
+                writer.dropped += 1
+                return
+            queue.append(line)
+            if len(queue) == 1:
+                writer._kick()
         except Exception:
-            writer._count_drop(1)
+            writer.dropped += 1
 
     def flush(self) -> None:
         """Write everything queued so far, now (a socket sink tries to reconnect at once)."""
@@ -661,7 +662,8 @@ class Tracer:
             return TracerStats(0, 0, 0, 0)
         with writer.io_lock:
             pending = len(writer.queue) + len(writer.pending)
-            return TracerStats(self._emitted, writer.written, writer.dropped, pending)
+            written, dropped = writer.written, writer.dropped
+            return TracerStats(written + dropped + pending, written, dropped, pending)
 
     def close(self) -> None:
         """Flush and release the sink; later events reopen it (called at exit)."""
@@ -671,8 +673,6 @@ class Tracer:
                 writer.close()
 
     def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._emitted = 0
         if self._writer is not None:
             self._writer.after_fork()
 
