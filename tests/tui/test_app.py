@@ -327,3 +327,36 @@ async def test_rows_never_exceed_the_width(
         assert len(row) <= tree.scrollable_content_region.width
         assert row.endswith("123.46s")
         assert "…" in row
+
+
+async def test_g_groups_by_layer_then_operation_with_counts(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path
+) -> None:
+    app = make_app(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 3)
+        await settle(pilot)
+        await pilot.press("g")
+        rows = [r for r in tree_screen(app) if r]
+        assert rows[0].startswith("▾ [alt] altitude") and rows[0].endswith("3")
+        assert rows[1].startswith("  ▸ transition") and rows[1].endswith("3")
+        assert [r.split()[1] for r in rows if r.startswith("▾")] == [
+            "[alt]",
+            "[foc]",
+            "[rsn]",
+            "[mem]",
+        ]
+        await pilot.press("down", "right")  # open the transition group: its spans
+        rows = [r for r in tree_screen(app) if r]
+        assert sum("[alt] transition: L3→L2" in r for r in rows) == 3
+        push_trees(feed, 3, 1)  # live: counts grow, new spans join their group
+        await settle(pilot)
+        rows = [r for r in tree_screen(app) if r]
+        assert rows[0].endswith("4")
+        assert sum("[alt] transition: L3→L2" in r for r in rows) == 4
+        await pilot.press("e")  # the filter applies to groups too
+        rows = [r for r in tree_screen(app) if r]
+        assert rows[0].endswith("1") and len([r for r in rows if r.startswith("▾")]) == 1
+        await pilot.press("c", "g")
+        assert app.span_tree.view is app.view
+        assert "L3→L2 #3" in "\n".join(tree_screen(app))

@@ -75,3 +75,7 @@ def test_stats_screen(snap_compare) -> None:
 
 def test_filtered_view_with_panel(snap_compare) -> None:
     assert snap_compare(loaded_app(), terminal_size=SIZE, press=["b", "f"])
+
+
+def test_grouped_view(snap_compare) -> None:
+    assert snap_compare(loaded_app(), terminal_size=SIZE, press=["g", "down", "right"])

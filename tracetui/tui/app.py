@@ -33,6 +33,7 @@ from tracetui.stats import compute
 from tracetui.store import Change, TopEntry, TraceStore
 from tracetui.tui.details import DetailsPane
 from tracetui.tui.filters import FacetList, FilterPanel, facet_items
+from tracetui.tui.grouped import GroupedView
 from tracetui.tui.screens import (
     BadLinesScreen,
     HelpScreen,
@@ -89,6 +90,7 @@ class TraceApp(App[None]):
         Binding("N", "next_finding(-1)", "Previous finding", show=False, id="prev_finding"),
         Binding("E", "next_error", "Next error", show=False, id="next_error"),
         Binding("x", "expand_all", "Expand/collapse all", show=False, id="expand_all"),
+        Binding("g", "grouped", "Grouped view", show=False, id="grouped"),
         Binding("t", "stats", "Stats", show=False, id="stats"),
         Binding("B", "bad_lines", "Bad lines", show=False, id="bad_lines"),
         Binding("s", "snapshot", "Snapshot", id="snapshot"),
@@ -115,6 +117,7 @@ class TraceApp(App[None]):
         ("n / N", "next / previous finding"),
         ("E", "next error"),
         ("x", "expand / collapse all"),
+        ("g", "grouped view: layer → operation → spans, with counts"),
         ("t", "stats of the current view"),
         ("B", "bad lines"),
         ("s", "snapshot: .jsonl, .txt and .svg of the current view"),
@@ -142,6 +145,8 @@ class TraceApp(App[None]):
         self.feed = feed
         self.checker = checker
         self.view = TreeView(store, checker)
+        self.grouped_view = GroupedView(self.view)
+        self.grouped = False
         self.snapshot_dir = snapshot_dir or Path.cwd()
         self.sources = sources or []
         self.waiting_hint = waiting_hint
@@ -232,6 +237,7 @@ class TraceApp(App[None]):
             self.ingested(change)
         if finding_seqs:
             self.view.refresh_findings(finding_seqs)
+            self.grouped_view.refresh_findings()
             self._facets_dirty = True
             if not self.paused:
                 self._rows_changed(force=True)
@@ -261,13 +267,17 @@ class TraceApp(App[None]):
         before = self.view.last_top
         tops_before = self.view.top_count
         self.view.apply(change)
+        if self.grouped:
+            self.grouped_view.apply(change)
+        else:
+            self.grouped_view.invalidate()
         if self._rows_changed() and not tree.following:
             grown = self.view.top_count - tops_before
             if grown > 0 or self.view.last_top is not before:
                 tree.new_since_away += max(grown, 1)
 
     def _rows_changed(self, force: bool = False) -> bool:
-        changed = self.view.rebuild()
+        changed = self.rows.rebuild()
         if changed or force:
             tree = self.span_tree
             tree.rows_changed()
@@ -318,6 +328,8 @@ class TraceApp(App[None]):
             out.append(f"  bad {len(store.rejected):,}", "bold")
         if self.view.filtering:
             out.append("  [filtered]", "italic")
+        if self.grouped:
+            out.append("  [grouped]", "italic")
         if tree.new_since_away and not tree.following:
             out.append(f"  ↓ {tree.new_since_away:,} new (end)", "bold reverse")
         sources = self._source_summary()
@@ -423,8 +435,9 @@ class TraceApp(App[None]):
     def set_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
         """Apply a new filter and show the result at once."""
         self.view.set_filter(flt, **kwargs)
+        self.grouped_view.invalidate()
         tree = self.span_tree
-        self.view.rebuild()
+        self.rows.rebuild()
         tree.rows_changed()
         self._refresh_details()
         self._refresh_facets()
@@ -494,6 +507,7 @@ class TraceApp(App[None]):
             self.pending_spans = 0
             for change in pending:
                 self.view.apply(change)
+            self.grouped_view.invalidate()
             self._rows_changed(force=True)
         self._update_status()
 
@@ -542,9 +556,9 @@ class TraceApp(App[None]):
         self.set_filter(Filter(), violations_only=False)
 
     def action_expand_all(self) -> None:
-        self.view.set_all(not self.view.default_open)
+        self.rows.set_all(not self.rows.default_open)
         tree = self.span_tree
-        self.view.rebuild()
+        self.rows.rebuild()
         tree.rows_changed()
 
     def _goto_next(self, candidates: Iterable[Span], direction: int, what: str) -> None:
@@ -571,6 +585,29 @@ class TraceApp(App[None]):
 
     def action_next_error(self) -> None:
         self._goto_next((s for s in self.store.events() if s.status == "error"), 1, "errors")
+
+    @property
+    def rows(self) -> TreeView | GroupedView:
+        """What the span tree shows: the tree, or the grouped view."""
+        return self.grouped_view if self.grouped else self.view
+
+    def action_grouped(self) -> None:
+        """Switch between the span tree and the grouped view (layer → operation → spans)."""
+        self.grouped = not self.grouped
+        tree = self.span_tree
+        if self.grouped:
+            self.grouped_view.invalidate()
+        else:
+            self.view.invalidate()
+        tree.view = self.rows
+        tree.cursor = 0
+        tree.cursor_node = None
+        tree.following = not self.grouped
+        self.rows.rebuild()
+        tree.rows_changed()
+        if self.grouped:
+            tree.go_to(0)
+        self._update_status()
 
     def action_stats(self) -> None:
         result = compute(self.view.visible_spans(), bad_lines=len(self.store.rejected))
@@ -657,6 +694,7 @@ class TraceApp(App[None]):
             ),
             ("Next error", "Jump to the next error", self.action_next_error),
             ("Expand / collapse all", "Open or close every node", self.action_expand_all),
+            ("Grouped view", "Layer → operation → spans, with counts", self.action_grouped),
             ("Stats", "Per-layer figures of the current view", self.action_stats),
             ("Bad lines", "Lines that could not be read", self.action_bad_lines),
             ("Snapshot", "Write .jsonl, .txt and .svg of the view", self.action_snapshot),

@@ -21,9 +21,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tracetui.formatting import Label, clip, describe
-from tracetui.model import LAYERS, Span
+from tracetui.model import LAYERS, Span, layer_short
 from tracetui.store import TopEntry
-from tracetui.tui.view import SEVERITY_RANK, Row, TreeView, key_of, worst_severity
+from tracetui.tui.grouped import GroupedView
+from tracetui.tui.view import SEVERITY_RANK, Group, Row, TreeView, key_of, worst_severity
 
 SLOW_MS = 1000.0
 """Durations at or above this stand out."""
@@ -113,7 +114,7 @@ class SpanTree(ScrollView, can_focus=True):
             self.node = node
             super().__init__()
 
-    def __init__(self, view: TreeView, *, id: str | None = None) -> None:
+    def __init__(self, view: TreeView | GroupedView, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view = view
         self.cursor = 0
@@ -235,12 +236,7 @@ class SpanTree(ScrollView, can_focus=True):
         if self.view.is_open(node) and self._has_children(node):
             self._toggle(node)
             return
-        parent: TopEntry | None = None
-        if isinstance(node, Span):
-            parent = self.view.store.parent(node)
-            if parent is None:
-                top = self.view.store.top_of(node)
-                parent = top if isinstance(top, str) else None
+        parent = self.view.parent_of(node)
         if parent is not None:
             index = self.view.index_of(parent)
             if index is not None:
@@ -335,6 +331,8 @@ class SpanTree(ScrollView, can_focus=True):
         store = view.store
         has_kids = view.has_visible_children(node)
         is_open = view.is_open(node)
+        if isinstance(node, Group):
+            return (has_kids, is_open, node.count)
         if isinstance(node, str):
             return (has_kids, is_open, len(store.children(node)))
         checker = view.findings
@@ -392,7 +390,9 @@ class SpanTree(ScrollView, can_focus=True):
         has_kids = self.view.has_visible_children(node)
         is_open = self.view.is_open(node)
         left.append(("▾ " if is_open else "▸ ") if has_kids else "  ", self._style("guide"))
-        if isinstance(node, str):
+        if isinstance(node, Group):
+            self._group_parts(node, left, right)
+        elif isinstance(node, str):
             kids = len(store.children(node))
             left.append(
                 f"⋯ awaiting parent {clip(node, 60)} ({kids} waiting)", self._style("placeholder")
@@ -454,12 +454,21 @@ class SpanTree(ScrollView, can_focus=True):
                     right.append("⚠↓", self._style(f"severity-{below}"))
                     right.append(" ")
         if collapsed:
-            right.append(f"+{len(self.view.store.children(span))} ", self._style("guide"))
+            right.append(f"+{self.view.children_count(span)} ", self._style("guide"))
         if label.status:
             right.append(label.status + " ", status_style)
         if label.duration:
             slow = (span.duration_ms or 0.0) >= SLOW_MS
             right.append(f"{label.duration:>6}", self._style("slow" if slow else "duration"))
+
+    def _group_parts(self, group: Group, left: Text, right: Text) -> None:
+        layer = group.layer if group.layer in LAYERS else "unknown"
+        if group.key[0] == "layer":
+            left.append(f"[{clip(layer_short(group.layer), 12)}] ", self._style(f"layer-{layer}"))
+            left.append(clip(group.label, 60), self._style(f"layer-{layer}"))
+        else:
+            left.append(clip(group.label, 60))
+        right.append(f"{group.count:,}", self._style("duration"))
 
     def _worst_below(self, span: Span) -> str | None:
         checker = self.view.findings

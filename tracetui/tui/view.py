@@ -18,10 +18,13 @@ from tracetui.model import Span
 from tracetui.query import Filter, Selection
 from tracetui.store import Change, TopEntry, TraceStore
 
-NodeKey = int | str
-"""A span's `seq`, or a placeholder's awaited parent id."""
+NodeKey = int | str | tuple[str, ...]
+"""A span's `seq`, a placeholder's awaited parent id, or a group heading's key."""
 
-Row = tuple[int, TopEntry]
+Node = Any
+"""A row's node: a `Span`, a placeholder id (`str`), or a `Group` heading."""
+
+Row = tuple[int, Node]
 """(depth, node) — one line of the tree."""
 
 SEVERITIES: Final = ("info", "warning", "error")
@@ -34,9 +37,25 @@ class Findings(Protocol):
     def findings_for(self, seq: int) -> list[Any]: ...
 
 
-def key_of(node: TopEntry) -> NodeKey:
-    """The stable key of a node."""
-    return node if isinstance(node, str) else node.seq
+class Group:
+    """A heading row of the grouped view: a layer, or an operation within a layer."""
+
+    __slots__ = ("count", "key", "label", "layer")
+
+    def __init__(self, key: tuple[str, ...], label: str, count: int, layer: str) -> None:
+        self.key = key
+        self.label = label
+        self.count = count
+        self.layer = layer
+
+
+def key_of(node: Any) -> Any:
+    """The stable key of a node (span seq, placeholder id, or group key)."""
+    if isinstance(node, Span):
+        return node.seq
+    if isinstance(node, Group):
+        return node.key
+    return node
 
 
 def worst_severity(findings: Iterable[Any]) -> str | None:
@@ -477,7 +496,7 @@ class TreeView:
                 index += 1
             b += 1
 
-    def index_of(self, node: TopEntry) -> int | None:
+    def index_of(self, node: Node) -> int | None:
         """Where a node is in the flat rows (None when hidden or collapsed away)."""
         top = node if isinstance(node, str) else self.store.top_of(node)
         b = self._top_index.get(key_of(top))
@@ -499,6 +518,30 @@ class TreeView:
         top = self.store.top_of(span)
         if isinstance(top, str):
             self.set_open(top, True)
+
+    def parent_of(self, node: TopEntry) -> TopEntry | None:
+        """The row a node hangs under: its parent span, or its placeholder."""
+        if isinstance(node, str):
+            return None
+        parent = self.store.parent(node)
+        if parent is None:
+            top = self.store.top_of(node)
+            return top if isinstance(top, str) else None
+        return parent
+
+    def children_count(self, node: TopEntry) -> int:
+        """How many children a node has (for the `+N` of collapsed rows)."""
+        return len(self.store.children(node))
+
+    def matching_spans(self) -> Iterator[Span]:
+        """Spans that match the filter themselves (no context), in arrival order."""
+        if self.matched is None:
+            yield from self.store.events()
+            return
+        matched = self.matched
+        for span in self.store.events():
+            if span.seq in matched:
+                yield span
 
     def visible_spans(self) -> Iterator[Span]:
         """Spans the filter lets through (matches and context), in arrival order."""
