@@ -17,7 +17,6 @@ Events already in the store are never taken back. The follower wakes on director
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -40,7 +39,7 @@ HOLD = 2.0
 POLL_RECHECK = 0.05
 """Seconds between our own looks when polling (the watcher's mtime polling can miss appends)."""
 MAX_CONTINUATION_CHECK = 256 << 20
-"""Largest prefix hashed to tell whether a replacement file continues the old one."""
+"""Largest prefix compared to tell whether a replacement file continues the old one."""
 
 REWRITTEN = "rewritten from the start (truncated and regrown); reading again from the start"
 
@@ -83,7 +82,6 @@ class FileFollower(threading.Thread):
         self._offset = 0
         self._head = b""
         self._guard = b""
-        self._sum = hashlib.blake2b()
         self._reason = ""
 
     def wake(self) -> None:
@@ -185,7 +183,6 @@ class FileFollower(threading.Thread):
         self._offset = start
         self._head = b""
         self._guard = b""
-        self._sum = hashlib.blake2b()
         line_no = self._scan_prefix(fd, start) if start else 1
         self.sink.restart(first_line_no=line_no, stream_start=start == 0)
         if self._followed_before:
@@ -222,7 +219,7 @@ class FileFollower(threading.Thread):
         return 0
 
     def _scan_prefix(self, fd: int, end: int) -> int:
-        """Hash and count the bytes `--from-end`/`--last` skip; returns the next line number."""
+        """Count the lines `--from-end`/`--last` skip (noting head and guard); next line no."""
         newlines = 0
         pos = 0
         while pos < end:
@@ -231,7 +228,6 @@ class FileFollower(threading.Thread):
                 break
             if pos < HEAD:
                 self._head += data[: HEAD - pos]
-            self._sum.update(data)
             self._remember_guard(data)
             newlines += data.count(b"\n")
             pos += len(data)
@@ -256,7 +252,6 @@ class FileFollower(threading.Thread):
                 return False
             if self._offset < HEAD:
                 self._head += data[: HEAD - self._offset]
-            self._sum.update(data)
             self._remember_guard(data)
             self._offset += len(data)
             self.sink.feed(data)
@@ -346,17 +341,18 @@ class FileFollower(threading.Thread):
         self._attach(fd, st)
 
     def _continues(self, fd: int, size: int) -> bool:
-        if not self._offset or size < self._offset or self._offset > MAX_CONTINUATION_CHECK:
+        """Whether the new file starts with exactly the bytes read from the old one (still open)."""
+        old, offset = self._fd, self._offset
+        if old is None or not offset or size < offset or offset > MAX_CONTINUATION_CHECK:
             return False
-        digest = hashlib.blake2b()
         pos = 0
-        while pos < self._offset:
-            data = os.pread(fd, min(CHUNK, self._offset - pos), pos)
-            if not data:
+        while pos < offset:
+            n = min(CHUNK, offset - pos)
+            before = os.pread(old, n, pos)
+            if len(before) != n or os.pread(fd, n, pos) != before:
                 return False
-            digest.update(data)
-            pos += len(data)
-        return digest.digest() == self._sum.digest()
+            pos += n
+        return True
 
     def _truncated(self, msg: str) -> None:
         lost = self.sink.restart()
@@ -366,7 +362,6 @@ class FileFollower(threading.Thread):
         self._offset = 0
         self._head = b""
         self._guard = b""
-        self._sum = hashlib.blake2b()
         self.status.add(rotations=1)
         self.status.set("truncated", msg)
         self.sink.notice(msg)
