@@ -265,3 +265,14 @@ def test_works_from_a_built_wheel(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert sum(s.parent_id is None for s in decode(tmp_path / "t.jsonl")) == 4
+    cli = subprocess.run(
+        [sys.executable, "-m", "tracetui", "demo", "--requests", "3", "--rate", "500"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert sum(line.startswith("[sys] request") for line in cli.stdout.splitlines()) == 3
+    assert "the demo exited with status 0" in cli.stderr
