@@ -380,3 +380,56 @@ def test_lines_are_complete_json_objects(tr: Tracer, tmp_path: Path) -> None:
     data = (tmp_path / "trace.jsonl").read_bytes()
     assert data.endswith(b"\n")
     assert [orjson.loads(line)["metadata"]["i"] for line in data.splitlines()] == list(range(1000))
+
+
+def _anything() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**80), max_value=2**80)
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.text(alphabet=st.characters(), max_size=50)
+        | st.binary(max_size=20)
+        | st.builds(object)
+        | st.builds(_BadRepr)
+        | st.sampled_from([frozenset({1, 2}), 3j, Path("/x")])
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=5)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.text(max_size=10) | st.integers(), inner, max_size=5)
+        ),
+        max_leaves=30,
+    )
+
+
+def test_any_metadata_gives_one_decodable_line(tmp_path: Path) -> None:
+    from hypothesis import given, settings
+
+    from tracetui.tracer._encode import MAX_LINE, encode
+
+    decoder = LineDecoder()
+
+    @settings(max_examples=300, deadline=None)
+    @given(meta=_anything(), summary=_anything())
+    def check(meta: Any, summary: Any) -> None:
+        record = {
+            "trace_id": "sys_1_ab",
+            "parent_id": None,
+            "timestamp": 1.0,
+            "hrm_layer": "system",
+            "operation": "system.x",
+            "status": "success",
+            "input_summary": summary,
+            "metadata": {"value": meta},
+        }
+        line = encode(record)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1 and len(line) <= MAX_LINE
+        spans, rejected = decoder.decode([line[:-1]], 1)
+        assert not rejected and len(spans) == 1 and spans[0].trace_id == "sys_1_ab"
+
+    check()
