@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_contracts_helpers import T0, Feed, contract, ev
 
 from tracetui.contracts import PRESETS, load_contracts
+from tracetui.store import TraceStore
 
 # ---- 1. schema ---------------------------------------------------------------------------------
 
@@ -538,3 +540,21 @@ def test_every_preset_catches_its_breakage(
 def test_presets_all_load() -> None:
     for name in PRESETS:
         assert load_contracts([name]).sources == [f"preset {name}"]
+
+
+def test_static_check_agrees_with_live_batches(tmp_path: Path) -> None:
+    from tracetui.contracts import check_all
+    from tracetui.load import load_paths
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in BROKEN))
+    presets = ["dopejar", "baggage", "correlation", "context"]
+    live = Feed(presets)
+    for e in BROKEN:
+        live.batch(e)
+    live.finish()
+    store = TraceStore()
+    load_paths(store, [str(path)])
+    static = check_all(store, load_contracts(presets), chunk=2)
+    assert sorted(map(repr, static.all())) == sorted(map(repr, live.findings()))
+    assert static.counts == live.checker.counts

@@ -271,6 +271,29 @@ class Checker:
         self._cache.clear()
         self._bag_seen.clear()
 
+    def judge_loaded(self, store: TraceStore, chunk: int = 8192) -> FindingDelta:
+        """Check a store loaded without the checker (a static file), then `finish`."""
+        delta = FindingDelta()
+        events = list(store.events())
+        for i in range(0, len(events), chunk):
+            try:
+                self._observe_local(store, events[i : i + chunk], delta)
+            finally:
+                self._end_batch()
+        if self._relational:
+            now = time.monotonic()
+            for top in list(store.top()):
+                if isinstance(top, str):
+                    self._touched[top] = now  # judged (partially) as a whole trace below
+                    continue
+                self._touched[top.seq] = now
+                try:
+                    self._relational_tree(store, top, False, delta)
+                finally:
+                    self._end_batch()
+        delta.merge(self.finish(store))
+        return delta
+
     def findings_for(self, seq: int) -> list[Finding]:
         """Current findings about one span."""
         return list(self._by_seq.get(seq, ()))
@@ -401,8 +424,13 @@ class Checker:
     # ---- the batch -----------------------------------------------------------------------------
 
     def _observe(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
-        new = change.new
-        first = self._batch_first = new[0].seq
+        self._observe_local(store, change.new, delta)
+        if self._relational:
+            self._observe_relations(store, change, delta)
+
+    def _observe_local(self, store: TraceStore, new: list[Span], delta: FindingDelta) -> None:
+        """Local rules and duplicate/cycle flags for a batch (its probes stay for the batch)."""
+        self._batch_first = new[0].seq
         if self._need_probe:
             self._batch = self._layout.decode_batch([s.raw for s in new])
         found = self._local_batch(new)
@@ -417,8 +445,11 @@ class Checker:
             flagged = [s for s in new if s.flags & (DUPLICATE | CYCLE)]
             if flagged:
                 self._flags(store, flagged, delta)
-        if not self._relational:
-            return
+
+    def _observe_relations(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
+        """Relational rules for spans whose parent chain this batch completed."""
+        new = change.new
+        first, last = new[0].seq, new[-1].seq
         now = time.monotonic()
         touched = self._touched
         for span in change.adopted:
@@ -451,7 +482,7 @@ class Checker:
                     break
                 node = parent
             for n in reversed(path):
-                if highest is None and n.seq >= first:
+                if highest is None and first <= n.seq <= last:
                     highest = n
                 memo[n.seq] = (top, complete, highest)
             tops.add(top)
@@ -1133,9 +1164,12 @@ class Checker:
         return out
 
 
-def check_all(store: TraceStore, contracts: ContractSet) -> Checker:
-    """Judge a fully loaded store at once (static input): every span lands, then `finish`."""
+def check_all(store: TraceStore, contracts: ContractSet, chunk: int = 8192) -> Checker:
+    """Judge a fully loaded store (static input) and `finish` it.
+
+    Local rules run over the spans in chunks (bounded memory for the batch decode); relational
+    rules then run once over every tree, parents before children, and whole-trace rules last.
+    """
     checker = Checker(contracts)
-    checker.observe(store, Change(new=list(store.events())))
-    checker.finish(store)
+    checker.judge_loaded(store, chunk)
     return checker
