@@ -210,7 +210,7 @@ _status_cache: dict[str, str] = {}
 
 def _finish(span: Span, raw: bytes, origin: int, line_no: int) -> Span:
     """Normalise a freshly decoded span in place."""
-    span.raw = raw
+    span.raw_bytes = raw
     span.origin = origin
     span.line_no = line_no
     if span.parent_id == "":
@@ -238,7 +238,7 @@ def _finish_batch(spans: list[Span], raws: list[bytes], origin: int, first_line_
     flat_label = _FLAT_LABEL
     line_no = first_line_no
     for span, raw in zip(spans, raws, strict=True):
-        span.raw = raw
+        span.raw_bytes = raw
         span.origin = origin
         span.line_no = line_no
         line_no += 1

@@ -192,12 +192,16 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
     span (context-only, duplicate, cycle, parent missing, schema issues) sits under `_tracetui`.
     """
     encode = msgspec.json.encode
+    shown = None if selection.matched is None else selection.matched | selection.context
+    context = selection.context
+    by_id = store.by_id
+    children = store.children
     yield b"["
     first_root = True
     for entry in selection.top:
-        roots = store.children(entry) if isinstance(entry, str) else [entry]
+        roots = children(entry) if isinstance(entry, str) else [entry]
         for root in roots:
-            if not selection.shows(root):
+            if shown is not None and root.seq not in shown:
                 continue
             if not first_root:
                 yield b","
@@ -209,9 +213,13 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                 if isinstance(item, bytes):
                     yield item
                     continue
-                notes = _annotations(item, store, selection)
+                pid = item.parent_id
+                if item.flags or item.seq in context or (pid is not None and pid not in by_id):
+                    notes = _annotations(item, store, selection)
+                else:
+                    notes = {}
                 raw = item.raw.rstrip()
-                if item.parent_id is not None and not item.flags & SCHEMA and _plain(raw):
+                if pid is not None and not item.flags & SCHEMA and _plain(raw):
                     # Fast path: the original bytes untouched, then our notes and children.
                     if notes:
                         yield raw[:-1] + b',"_tracetui":' + encode(notes) + b',"children":['
@@ -219,7 +227,9 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                         yield raw[:-1] + b',"children":['
                 else:
                     yield _node_json(item, notes)
-                kids = [k for k in store.children(item) if selection.shows(k)]
+                kids = children(item)
+                if shown is not None and kids:
+                    kids = [k for k in kids if k.seq in shown]
                 stack.append(b"]}")
                 for i in range(len(kids) - 1, -1, -1):
                     stack.append(kids[i])

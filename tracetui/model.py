@@ -13,6 +13,8 @@ from typing import Any, Final
 
 import msgspec
 
+from tracetui.spool import shared_spool
+
 LAYERS: Final = ("altitude", "focus", "reasoning", "learning", "memory", "system")
 """The six HRM layers, in the order the UI numbers them (1–6)."""
 
@@ -88,7 +90,9 @@ class Span(msgspec.Struct, gc=False):
     """One trace event as held by the store (also the typed schema the fast decoder reads).
 
     Attributes:
-        raw: the line exactly as received (without its newline, CR or BOM).
+        raw_bytes: the line exactly as received (without its newline, CR or BOM), or empty once
+            the store has spooled it (read it through the `raw` property either way).
+        raw_ref: where the spool keeps the line, or -1.
         trace_id: the span's id (a placeholder such as `<no trace_id 0:7>` when the line had none).
         parent_id: the enclosing span's id, or None for a root.
         layer: canonical layer name (`altitude` …), an unknown layer as written, or None.
@@ -119,7 +123,8 @@ class Span(msgspec.Struct, gc=False):
     duration_ms: float | None = None
     ts: float | str | None = msgspec.field(default=None, name="timestamp")
     meta: Meta | None = msgspec.field(default=None, name="metadata")
-    raw: bytes = msgspec.field(default=b"", name="@tracetui:raw")
+    raw_bytes: bytes = msgspec.field(default=b"", name="@tracetui:raw")
+    raw_ref: int = msgspec.field(default=-1, name="@tracetui:raw_ref")
     agent: str | None = _internal("agent")
     run_id: str | None = _internal("run_id")
     labels: tuple[str, ...] = msgspec.field(default=(), name="@tracetui:labels")
@@ -130,6 +135,14 @@ class Span(msgspec.Struct, gc=False):
     seq: int = msgspec.field(default=-1, name="@tracetui:seq")
     flags: int = msgspec.field(default=0, name="@tracetui:flags")
     issues: tuple[str, ...] = msgspec.field(default=(), name="@tracetui:issues")
+
+    @property
+    def raw(self) -> bytes:
+        """The line exactly as received (read back from the spool when the store spooled it)."""
+        data = self.raw_bytes
+        if data or self.raw_ref < 0:
+            return data
+        return shared_spool().read(self.raw_ref)
 
     @property
     def start(self) -> float | None:

@@ -19,6 +19,7 @@ from typing import Final
 import msgspec
 
 from tracetui.model import CYCLE, DUPLICATE, Rejected, Span
+from tracetui.spool import shared_spool
 
 FACETS: Final = ("layer", "status", "agent", "label", "component", "operation")
 
@@ -66,8 +67,16 @@ def _sort_key(span: Span) -> tuple[float, int]:
 class TraceStore:
     """Spans by id, parent → children, facets and top level; append-only but for retention."""
 
-    def __init__(self, max_events: int | None = None) -> None:
+    def __init__(self, max_events: int | None = None, spool: bool = False) -> None:
+        """Args:
+        max_events: keep at most this many spans, evicting the oldest whole trees.
+        spool: move each span's raw line to the process's spool file (see `tracetui.spool`)
+            one batch after it arrives, so a large one-shot load holds only the index in memory.
+            The spool is not reclaimed on eviction: meant for loads, not endless live streams.
+        """
         self.max_events = max_events
+        self.spool = spool
+        self._unspooled: list[Span] = []
         self.origins: list[str] = []
         self._origin_index: dict[str, int] = {}
         self._events: list[Span | None] = []
@@ -109,6 +118,8 @@ class TraceStore:
     def ingest(self, spans: Iterable[Span], rejected: Iterable[Rejected] = ()) -> Change:
         """Add a batch of spans (any order) and rejected lines; return what changed."""
         change = Change()
+        if self._unspooled:
+            self.spool_lines()
         change.rejected.extend(rejected)
         self.rejected.extend(change.rejected)
         new = change.new
@@ -171,6 +182,8 @@ class TraceStore:
             if parent is None and pid not in top_pos:
                 self._append_top(pid, pid)
                 change.top_changed = True
+        if self.spool:
+            self._unspooled = new
         if new:
             if self._facets is not None:
                 self._count(new, 1)
@@ -241,6 +254,18 @@ class TraceStore:
             else:
                 self._append_top(pid, pid)
             change.top_changed = True
+
+    def spool_lines(self) -> None:
+        """Spool the raw lines of the last batch now (ingest does it one batch late, so that
+        whoever reads a `Change` still finds the new lines in memory)."""
+        batch = [s for s in self._unspooled if s.raw_bytes]
+        self._unspooled = []
+        if not batch:
+            return
+        refs = shared_spool().append([s.raw_bytes for s in batch])
+        for span, ref in zip(batch, refs, strict=True):
+            span.raw_ref = ref
+            span.raw_bytes = b""
 
     def _share_id(self, span: Span) -> None:
         """Point waiting children (and the children index) at the parent's own id string, and

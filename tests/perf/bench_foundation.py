@@ -37,7 +37,7 @@ from tracetui.load import load_paths
 gc.collect()
 before = rss()
 t = time.perf_counter()
-store = TraceStore()
+store = TraceStore(spool=True)
 load_paths(store, [sys.argv[1]])
 elapsed = time.perf_counter() - t
 after = rss()

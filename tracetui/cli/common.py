@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -106,6 +108,20 @@ class BadLineReport:
             click.echo(f"tracetui: {self.count:,} bad {noun} skipped", err=True)
 
 
+SPOOL_ABOVE = 1 << 30
+"""Inputs larger than this (1 GiB in all), or stdin, have their lines spooled to a temp file."""
+
+
+def _worth_spooling(paths: tuple[str, ...]) -> bool:
+    total = 0
+    for path in paths:
+        if path == "-":
+            return True
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(path)
+    return total > SPOOL_ABOVE
+
+
 def load_or_fail(
     paths: tuple[str, ...],
     report: BadLineReport,
@@ -116,7 +132,7 @@ def load_or_fail(
 
     `identity=False` skips agent identity (for output that neither filters nor shows it).
     """
-    store = TraceStore(max_events=max_events)
+    store = TraceStore(max_events=max_events, spool=_worth_spooling(paths))
     try:
         load_paths(store, list(paths), report, identity)
     except OSError as exc:
@@ -160,8 +176,6 @@ def write_out(chunks: Iterable[str | bytes]) -> None:
 
 
 def _silence_broken_pipe() -> None:
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise SystemExit(0)
