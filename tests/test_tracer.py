@@ -433,3 +433,17 @@ def test_any_metadata_gives_one_decodable_line(tmp_path: Path) -> None:
         assert not rejected and len(spans) == 1 and spans[0].trace_id == "sys_1_ab"
 
     check()
+
+
+def test_arguments_of_the_wrong_type_are_written_not_raised(tr: Tracer, tmp_path: Path) -> None:
+    bad: Any = [1, 2]
+    with tr.agent(bad, run_id=7, labels=bad), tr.span(bad, 3, bad, bad, metadata=bad) as span:  # type: ignore[arg-type]
+        span.set_output(bad)
+        span.block(bad)
+    tr.event(None, None, metadata=bad, duration_ms=bad, baggage=bad, correlation_id=bad)  # type: ignore[arg-type]
+    spans = written(tr, tmp_path)
+    assert len(spans) == 2
+    assert spans[0].status == "blocked" and spans[0].agent == "[1, 2]" and spans[0].run_id == "7"
+    assert spans[0].metadata()["metadata"] == "[1, 2]"
+    assert spans[1].metadata()["baggage"] == {"baggage": "[1, 2]"}
+    assert spans[1].duration_ms == 0.0

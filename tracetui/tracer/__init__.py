@@ -187,15 +187,36 @@ class Span:
         baggage: Mapping[str, Any] | None = None,
     ) -> None:
         self._tracer = owner
-        self._op = _operation(hrm, operation)
-        self.component = component
-        self.input_summary = input_data if type(input_data) is str else summary(input_data)
-        if metadata:
-            self._metadata = dict(metadata)
-        if correlation_id is not None:
-            self.correlation_id = correlation_id
-        if baggage:
-            self._baggage = dict(baggage)
+        try:
+            self._op = _operation(hrm, operation)
+            self.component = component
+            self.input_summary = input_data if type(input_data) is str else summary(input_data)
+            if metadata:
+                self._metadata = dict(metadata)
+            if correlation_id is not None:
+                self.correlation_id = correlation_id
+            if baggage:
+                self._baggage = dict(baggage)
+        except Exception:
+            self._coerce(hrm, operation, component, input_data, metadata, correlation_id, baggage)
+
+    def _coerce(
+        self,
+        hrm: object,
+        operation: object,
+        component: object,
+        input_data: object,
+        metadata: object,
+        correlation_id: object,
+        baggage: object,
+    ) -> None:
+        """Arguments of the wrong type are written as text rather than raised about."""
+        self._op = _operation(_text(hrm), _text(operation))
+        self.component = _text(component)
+        self.input_summary = summary(input_data)
+        self._metadata = _as_dict(metadata, "metadata")
+        self._baggage = _as_dict(baggage, "baggage")
+        self.correlation_id = None if correlation_id is None else _text(correlation_id)
 
     @property
     def layer(self) -> str:
@@ -359,6 +380,19 @@ class Span:
 
     def __repr__(self) -> str:
         return f"<Span {self.operation} {self.trace_id or '(not started)'}>"
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else safe_repr(value, 200)
+
+
+def _as_dict(value: object, name: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        return dict(value)  # type: ignore[call-overload, no-any-return]
+    except Exception:
+        return {name: safe_repr(value)}
 
 
 def _str_ok(exc: BaseException) -> bool:
@@ -558,7 +592,11 @@ class Tracer:
         if token is not None:
             _current.reset(token)
         span._parent = None
-        self._write(span, float(duration_ms))
+        try:
+            duration = float(duration_ms)
+        except (TypeError, ValueError):
+            duration = 0.0
+        self._write(span, duration)
         return span.trace_id
 
     def agent(
@@ -573,11 +611,14 @@ class Tracer:
         """
         if not self._enabled:
             return _NO_AGENT
-        value: dict[str, Any] = {"name": name}
+        value: dict[str, Any] = {"name": _text(name)}
         if run_id is not None:
-            value["run_id"] = run_id
+            value["run_id"] = _text(run_id)
         if labels:
-            value["labels"] = {str(k): v if type(v) is str else str(v) for k, v in labels.items()}
+            try:
+                value["labels"] = {_text(k): _text(v) for k, v in labels.items()}
+            except Exception:
+                value["labels"] = {"labels": safe_repr(labels)}
         return AgentScope(value)
 
     def baggage(self, **items: Any) -> None:
