@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -30,6 +32,26 @@ SLOW_MS = 1000.0
 """Durations at or above this stand out."""
 MAX_INDENT_LEVELS = 16
 """Deeper rows show their depth as a number instead of ever more indentation."""
+
+
+class _Parts:
+    """Pieces of a row (text, style) and their width in cells."""
+
+    __slots__ = ("cells", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, Style | None]] = []
+        self.cells = 0
+
+    def append(self, text: str, style: Style | str | None = None) -> None:
+        if not text:
+            return
+        self.parts.append((text, style if isinstance(style, Style) else None))
+        self.cells += cell_len(text)
+
+    def restyle(self, start: int, style: Style) -> None:
+        """Give every part from `start` on the same style (context rows are dimmed whole)."""
+        self.parts[start:] = [(text, style) for text, _ in self.parts[start:]]
 
 
 def fg_only(style: Style) -> Style:
@@ -366,8 +388,7 @@ class SpanTree(ScrollView, can_focus=True):
         key = (key_of(node), row[0], width, selected, self._stamp(node))
         strip = self._strips.get(key)
         if strip is None:
-            text = self.row_text(row, width, selected)
-            strip = Strip(list(text.render(self.app.console)), width)
+            strip = Strip(self.row_segments(row, width, selected), width)
             self._strips[key] = strip
         return strip
 
@@ -377,13 +398,13 @@ class SpanTree(ScrollView, can_focus=True):
             style = self._styles[""] = self.rich_style
         return style
 
-    def row_text(self, row: Row, width: int, selected: bool = False) -> Text:
-        """One row as styled plain text, exactly `width` cells wide."""
+    def row_segments(self, row: Row, width: int, selected: bool = False) -> list[Segment]:
+        """One row as segments exactly `width` cells wide (plain text with styles, no markup)."""
         depth, node = row
         store = self.view.store
         level = min(depth, MAX_INDENT_LEVELS)
-        left = Text(no_wrap=True, end="")
-        right = Text(no_wrap=True, end="")
+        left = _Parts()
+        right = _Parts()
         left.append("  " * level)
         if depth > MAX_INDENT_LEVELS:
             left.append(f"┄{depth}┄", self._style("guide"))
@@ -400,25 +421,41 @@ class SpanTree(ScrollView, can_focus=True):
         else:
             self._span_parts(node, left, right, has_kids and not is_open)
             if self.view.is_context(node):
-                left.stylize(self._style("context"), len("  " * level))
-        room = width - right.cell_len - (1 if right.cell_len else 0)
+                left.restyle(1, self._style("context"))
+        room = width - right.cells - (1 if right.cells else 0)
         if room < 8:
-            right = Text(no_wrap=True, end="")
+            right = _Parts()
             room = width
-        if left.cell_len > room:
-            left.truncate(room, overflow="ellipsis")
-        pad = max(0, width - left.cell_len - right.cell_len)
-        line = Text(no_wrap=True, end="")
-        line.append_text(left)
-        line.append(" " * pad)
-        line.append_text(right)
-        line.truncate(width, pad=True)
+        base = self._base_style()
         if selected:
-            line.stylize_before(self._style("cursor"))
-        line.stylize_before(self._base_style())
-        return line
+            base = base + self._style("cursor")
+        out: list[Segment] = []
+        used = 0
+        for text, style in left.parts:
+            cells = cell_len(text)
+            if used + cells > room:
+                keep = room - used - 1
+                text = (set_cell_size(text, keep) if keep > 0 else "") + "…"
+                out.append(Segment(text, base + style if style else base))
+                used = room
+                break
+            out.append(Segment(text, base + style if style else base))
+            used += cells
+        pad = width - used - right.cells
+        if pad > 0:
+            out.append(Segment(" " * pad, base))
+        for text, style in right.parts:
+            out.append(Segment(text, base + style if style else base))
+        return out
 
-    def _span_parts(self, span: Span, left: Text, right: Text, collapsed: bool) -> None:
+    def row_text(self, row: Row, width: int, selected: bool = False) -> Text:
+        """One row as `Text` (for tests and tools; rendering uses `row_segments`)."""
+        text = Text(no_wrap=True, end="")
+        for segment in self.row_segments(row, width, selected):
+            text.append(segment.text, segment.style)
+        return text
+
+    def _span_parts(self, span: Span, left: _Parts, right: _Parts, collapsed: bool) -> None:
         label = self.label_for(span)
         status = span.status if span.status in ("success", "error", "blocked") else None
         status_style = self._style(f"status-{status}") if status else Style()
@@ -461,7 +498,7 @@ class SpanTree(ScrollView, can_focus=True):
             slow = (span.duration_ms or 0.0) >= SLOW_MS
             right.append(f"{label.duration:>6}", self._style("slow" if slow else "duration"))
 
-    def _group_parts(self, group: Group, left: Text, right: Text) -> None:
+    def _group_parts(self, group: Group, left: _Parts, right: _Parts) -> None:
         layer = group.layer if group.layer in LAYERS else "unknown"
         if group.key[0] == "layer":
             left.append(f"[{clip(layer_short(group.layer), 12)}] ", self._style(f"layer-{layer}"))

@@ -89,6 +89,8 @@ class TreeView:
         self.toggled: set[NodeKey] = set()
         self.matched: set[int] | None = None
         self.context: set[int] = set()
+        self._keep: set[int] = set()
+        """matched ∪ context: what a filter lets through."""
         self._pred: Callable[[Span], bool] | None = None
         self._tops: list[TopEntry | None] = []
         """Visible top-level entries; None marks a tree that joined another one (a hole)."""
@@ -133,16 +135,15 @@ class TreeView:
         if self._pred is None:
             self.matched = None
             self.context = set()
+            self._keep = set()
         else:
-            self.matched = set()
-            self.context = set()
             pred = self._pred
-            matched = self.matched
-            for span in self.store.events():
-                if pred(span):
-                    matched.add(span.seq)
-            for seq in list(matched):
-                found = self.store.get(seq)
+            self.matched = {span.seq for span in self.store.events() if pred(span)}
+            self.context = set()
+            self._keep = set(self.matched)
+            get = self.store.get
+            for seq in self.matched:
+                found = get(seq)
                 if found is not None:
                     self._add_context_above(found)
         self._tops_dirty = True
@@ -174,19 +175,22 @@ class TreeView:
 
     def _add_context_above(self, span: Span) -> None:
         assert self.matched is not None
-        matched, context = self.matched, self.context
-        parent = self.store.parent(span)
-        while parent is not None and parent.seq not in matched and parent.seq not in context:
+        keep, context = self._keep, self.context
+        parent_of = self.store.parent
+        parent = parent_of(span)
+        while parent is not None and parent.seq not in keep:
             context.add(parent.seq)
-            parent = self.store.parent(parent)
+            keep.add(parent.seq)
+            parent = parent_of(parent)
 
     def shows(self, node: TopEntry) -> bool:
         """Whether a node passes the filter (itself or through a descendant)."""
         if self.matched is None:
             return True
         if isinstance(node, str):
-            return any(self.shows(k) for k in self.store.children(node))
-        return node.seq in self.matched or node.seq in self.context
+            keep = self._keep
+            return any(k.seq in keep for k in self.store.children(node))
+        return node.seq in self._keep
 
     def has_visible_children(self, node: TopEntry) -> bool:
         """Whether expanding the node would show anything."""
@@ -210,16 +214,17 @@ class TreeView:
         pred = self._pred
         if pred is not None:
             assert self.matched is not None
+            keep = self._keep
             for span in change.new:
                 if pred(span):
                     self.matched.add(span.seq)
+                    keep.add(span.seq)
             for span in itertools.chain(change.new, change.adopted):
                 if span.seq in self.matched:
                     self._add_context_above(span)
-                elif span.seq not in self.context and any(
-                    self.shows(k) for k in store.children(span)
-                ):
+                elif span.seq not in keep and any(k.seq in keep for k in store.children(span)):
                     self.context.add(span.seq)
+                    keep.add(span.seq)
                     self._add_context_above(span)
         if self._tops_dirty or change.evicted:
             self._tops_dirty = True
@@ -427,7 +432,7 @@ class TreeView:
         if block is not None:
             return block
         children = self.store.children
-        shows = self.shows if self.matched is not None else None
+        keep = self._keep if self.matched is not None else None
         toggled = self.toggled
         default_open = self.default_open
         block = []
@@ -443,8 +448,8 @@ class TreeView:
             kids = children(node)
             if not kids:
                 continue
-            if shows is not None:
-                kids = [k for k in kids if shows(k)]
+            if keep is not None:
+                kids = [k for k in kids if k.seq in keep]
             depth += 1
             for kid in reversed(kids):
                 push((depth, kid))
@@ -548,7 +553,7 @@ class TreeView:
         if self.matched is None:
             yield from self.store.events()
             return
-        keep = self.matched | self.context
+        keep = self._keep
         for span in self.store.events():
             if span.seq in keep:
                 yield span
