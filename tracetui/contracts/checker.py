@@ -231,14 +231,13 @@ class Checker:
     def observe(self, store: TraceStore, change: Change) -> FindingDelta:
         """Check what one ingest batch added; returns findings added and removed."""
         delta = FindingDelta()
-        if change.evicted:
+        if change.new:
+            try:
+                self._observe(store, change, delta)
+            finally:
+                self._end_batch()
+        if change.evicted:  # after: spans of this very batch may be gone already
             self._prune(store, delta)
-        if not change.new:
-            return delta
-        try:
-            self._observe(store, change, delta)
-        finally:
-            self._end_batch()
         return delta
 
     def finish(self, store: TraceStore) -> FindingDelta:
