@@ -380,7 +380,7 @@ def _view_options(func: Any) -> Any:
             "contracts",
             multiple=True,
             metavar="PRESET|FILE",
-            help="Contracts the monitor checks (repeatable; default: dopejar).",
+            help="Contracts the monitor checks (repeatable; default: dopejar + ./.tracetui.yaml).",
         ),
         click.option("--no-contracts", is_flag=True, help="The monitor checks no contracts."),
     ]
@@ -436,6 +436,7 @@ def run(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
     default=2.0,
+    metavar="N",
     show_default=True,
     help="Requests per second the demo assistant handles.",
 )
