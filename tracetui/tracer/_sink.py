@@ -395,8 +395,12 @@ class Writer:
         if not self.warn or key in self.warned:
             return
         self.warned.add(key)
+        if self.output.keeps_undelivered:
+            fate = "events are kept (up to 8 MiB) for when it listens, then dropped"
+        else:
+            fate = "events are dropped"
         with contextlib.suppress(OSError):
-            os.write(2, f"tracetui.tracer: {message}; events are dropped and counted\n".encode())
+            os.write(2, f"tracetui.tracer: {message}; {fate} (see tracer.stats())\n".encode())
 
     def after_fork(self) -> None:
         """In a forked child: fresh locks and queues; write directly (children often `_exit`)."""
