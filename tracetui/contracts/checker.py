@@ -129,7 +129,8 @@ class Checker:
         self._batch_first = 0
         self._cache: dict[int, Any] = {}
         self._ops_cache: dict[tuple[str | None, str | None], _OpRules] = {}
-        self._leaked: dict[int, dict[str, int]] = {}
+        self._leaked: dict[int, dict[str, str]] = {}
+        """seq → denied baggage key → id of the span where it first leaked."""
         self._produced: dict[int, frozenset[str]] = {}
         self._partial: set[int] = set()
         self._touched: dict[int | str, float] = {}
@@ -980,16 +981,16 @@ class Checker:
             return
         deny = self._deny
         allow = self._allow
-        leaks: dict[str, int] = {}
+        leaks: dict[str, str] = {}
         upstream = leaked.get(parent.seq, {})
         for key, value in mine.items():
             if key not in theirs or theirs[key] != value:
                 continue
             field = f"metadata.baggage.{key}"
             if key in deny:
-                first_seq = upstream.get(key)
-                if first_seq is None:
-                    leaks[key] = span.seq
+                first = upstream.get(key)
+                if first is None:
+                    leaks[key] = span.trace_id
                     if "baggage.leaked" in self._sev:
                         out.append(
                             self._finding(
@@ -1002,15 +1003,15 @@ class Checker:
                             )
                         )
                 else:
-                    leaks[key] = first_seq
+                    leaks[key] = first
                     if "baggage.leak_reached" in self._sev:
                         out.append(
                             self._finding(
                                 "baggage.leak_reached",
                                 span,
                                 field,
-                                f"baggage {key} reached this span through the leak at span "
-                                f"#{first_seq}",
+                                f"baggage {key} reached this span through the leak at "
+                                f"{_show(first)}",
                             )
                         )
             elif allow is not None and key not in allow and "baggage.not_allowed" in self._sev:
