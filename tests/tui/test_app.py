@@ -360,3 +360,22 @@ async def test_g_groups_by_layer_then_operation_with_counts(
         await pilot.press("c", "g")
         assert app.span_tree.view is app.view
         assert "L3→L2 #3" in "\n".join(tree_screen(app))
+
+
+async def test_user_key_file_remaps_bindings(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path
+) -> None:
+    keys = no_user_themes / "tracetui" / "keys.toml"
+    keys.parent.mkdir(parents=True)
+    keys.write_text('[keys]\npause = "p"\n')
+    app = make_app(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 1)
+        await settle(pilot)
+        await pilot.press("p")
+        assert app.paused
+        await pilot.press("space")
+        assert app.paused  # space no longer pauses
+        await pilot.press("question_mark")
+        text = app.screen.query_one(TextLines).plain()
+        assert "pause             space" in text

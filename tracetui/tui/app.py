@@ -8,6 +8,7 @@ tree view at once — never one message per event. The store is only touched on 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from tracetui.store import Change, TopEntry, TraceStore
 from tracetui.tui.details import DetailsPane
 from tracetui.tui.filters import FacetList, FilterPanel, facet_items
 from tracetui.tui.grouped import GroupedView
+from tracetui.tui.keymap import load_keymap
 from tracetui.tui.screens import (
     BadLinesScreen,
     HelpScreen,
@@ -50,6 +52,8 @@ from tracetui.tui.view import SEVERITIES, TreeView
 TICK_HZ = 15
 DRAIN_MAX = 50_000
 """Most spans ingested per tick, so a huge backlog loads in slices and the UI stays responsive."""
+FREEZE_GROWTH = 100_000
+"""Rows added since the last `gc.freeze()` that justify another one."""
 NARROW = 100
 """Below this width the details pane goes under the tree."""
 
@@ -162,6 +166,8 @@ class TraceApp(App[None]):
         self._search_timer: Any = None
         self.details_node: TopEntry | None = None
         self._last_status: Text | None = None
+        self._frozen_rows = 0
+        self._frozen_at = 0.0
         self.status_bar = Static("", id="status", markup=False)
         self.filter_panel = FilterPanel(id="filters")
         self.span_tree = SpanTree(self.view, id="tree")
@@ -194,6 +200,11 @@ class TraceApp(App[None]):
             self.theme = DEFAULT_THEME
         for problem in self.theme_problems:
             self.notify(problem, title="Theme skipped", severity="warning", markup=False)
+        keymap, problems = load_keymap()
+        for problem in problems:
+            self.notify(problem, title="Key file skipped", severity="warning", markup=False)
+        if keymap:
+            self.set_keymap(keymap)
         self.span_tree.focus()
         self._apply_narrow(self.size.width)
         self.view.rebuild()
@@ -244,6 +255,20 @@ class TraceApp(App[None]):
         if self._facets_dirty and now - self._last_facets > 0.5:
             self._refresh_facets()
         self._update_status()
+        self._maybe_freeze()
+
+    def _maybe_freeze(self) -> None:
+        """Move long-lived objects (spans' rows, caches) out of the cyclic GC's way.
+
+        With a million resident events every full collection would walk them all — the same
+        reason bulk loading freezes what it loaded. Done after big growth, at most every 5 s.
+        """
+        now = time.monotonic()
+        rows = len(self.rows)
+        if rows - self._frozen_rows > FREEZE_GROWTH and now - self._frozen_at > 5.0:
+            gc.freeze()
+            self._frozen_rows = rows
+            self._frozen_at = now
 
     @staticmethod
     def _finding_seqs(delta: Any) -> set[int]:
@@ -438,6 +463,8 @@ class TraceApp(App[None]):
         self.grouped_view.invalidate()
         tree = self.span_tree
         self.rows.rebuild()
+        self._frozen_at = 0.0
+        self._maybe_freeze()
         tree.rows_changed()
         self._refresh_details()
         self._refresh_facets()
@@ -620,7 +647,11 @@ class TraceApp(App[None]):
         self.push_screen(BadLinesScreen(f"Bad lines ({n:,})", bad_line_lines(self.store)))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen("Help", help_lines(self.KEY_HELP)))
+        ids: list[tuple[str, str]] = []
+        for binding in [*self.BINDINGS, *SpanTree.BINDINGS]:
+            if isinstance(binding, Binding) and binding.id:
+                ids.append((binding.id, binding.key))
+        self.push_screen(HelpScreen("Help", help_lines(self.KEY_HELP, ids)))
 
     def action_snapshot(self) -> None:
         self.take_snapshot()

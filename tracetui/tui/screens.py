@@ -67,8 +67,8 @@ class BadLinesScreen(LinesScreen):
     """Every rejected line: origin, line number, reason, escaped preview."""
 
 
-def help_lines(keys: list[tuple[str, str]]) -> list[Text]:
-    """The help page: one line per key."""
+def help_lines(keys: list[tuple[str, str]], ids: list[tuple[str, str]] | None = None) -> list[Text]:
+    """The help page: one line per key, then the binding ids users can remap."""
     out = [
         Text("Keys (all remappable; every action is also in the command palette, ctrl+p)"),
         Text(),
@@ -82,6 +82,15 @@ def help_lines(keys: list[tuple[str, str]]) -> list[Text]:
     out.append(Text())
     out.append(Text("Mouse: click a row to select it, click ▸/▾ to expand, wheel to scroll."))
     out.append(Text("Rows: ▸/▾ expand · ✓ ✗ ⊘ status · [alt] layer · ⚠ N findings · ⚠↓ below"))
+    if ids:
+        out.append(Text())
+        out.append(Text("Remap keys in ~/.config/tracetui/keys.toml, e.g.", "bold"))
+        out.append(Text("  [keys]"))
+        out.append(Text('  pause = "p"'))
+        out.append(Text('  snapshot = "ctrl+s,s"'))
+        out.append(Text("Binding ids (default keys):", "bold"))
+        for binding_id, key in ids:
+            out.append(Text(f"  {binding_id:<18}{key}"))
     return out
 
 
