@@ -238,18 +238,21 @@ class FileFollower(threading.Thread):
     def _read_to_end(self) -> bool:
         """Read from our offset to the end; False when the file turned out to be rewritten.
 
-        The head is compared *after* each read: if it is unchanged then, the bytes just read
-        belong to the file we have been following, not to a new one grown past our offset.
+        Each read starts `GUARD` bytes early and those must be the bytes we read there before:
+        then the new bytes belong to the file we have been following, not to a new one grown
+        past our offset (checked in the same read, after the fact, so no window is left).
         """
         fd = self._fd
         assert fd is not None
         while not self.stop.is_set():
-            data = os.pread(fd, CHUNK, self._offset)
-            if not data:
-                return True
-            if self._rewritten(fd):
+            overlap = len(self._guard)
+            data = os.pread(fd, CHUNK + overlap, self._offset - overlap)
+            if data[:overlap] != self._guard:
                 self._truncated(REWRITTEN)
                 return False
+            if len(data) == overlap:
+                return True
+            data = data[overlap:]
             if self._offset < HEAD:
                 self._head += data[: HEAD - self._offset]
             self._remember_guard(data)
