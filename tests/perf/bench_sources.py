@@ -111,15 +111,17 @@ def raw_read(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
-def static_load(path: Path) -> tuple[int, float]:
+def static_load(path: Path) -> tuple[int, float, float]:
     store = TraceStore()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     load_paths(store, [str(path)])
-    return len(store), time.perf_counter() - t
+    return len(store), time.perf_counter() - t, time.process_time() - c
 
 
-def followed(src: Path, workdir: Path, events: int, poll: bool) -> tuple[float, float, float]:
-    """(events/s into the store, writer's own seconds, seconds until all were in the store)."""
+def followed(
+    src: Path, workdir: Path, events: int, poll: bool
+) -> tuple[float, float, float, float]:
+    """(events/s into the store, writer's seconds, seconds until all were in the store, CPU s)."""
     dst = workdir / f"followed-{'poll' if poll else 'inotify'}.jsonl"
     store = TraceStore()
     with LiveIngest([str(dst)], store, poll=poll) as ingest:
@@ -130,13 +132,15 @@ def followed(src: Path, workdir: Path, events: int, poll: bool) -> tuple[float, 
         )
         assert writer.stdout is not None
         writer.stdout.readline()
+        cpu = time.process_time()
         while len(store) < events:
             ingest.wait(0.05)
             ingest.drain()
         done = time.time()
+        cpu = time.process_time() - cpu
         start, end = map(float, writer.stdout.readline().split())
         writer.wait()
-    return events / (done - start), end - start, done - start
+    return events / (done - start), end - start, done - start, cpu
 
 
 def paced(workdir: Path, seconds: float, poll: bool) -> list[float]:
@@ -278,16 +282,19 @@ def main() -> None:
         print("\n== followed file, writer appending 4 KiB chunks ==")
         n, secs = raw_read(src)
         print(f"baseline raw read (count newlines)     {rate(n, secs)}")
-        n, secs = static_load(src)
+        n, secs, cpu = static_load(src)
         static = n / secs
-        print(f"baseline static load (load_paths)      {rate(n, secs)}")
+        print(
+            f"baseline static load (load_paths)      {rate(n, secs)}  "
+            f"({n / cpu:,.0f} per CPU-second of this process)"
+        )
         for poll in (False, True):
-            eps, writer_s, total_s = followed(src, workdir, events, poll)
+            eps, writer_s, total_s, cpu = followed(src, workdir, events, poll)
             mode = "polling" if poll else "inotify"
             print(
                 f"followed, {mode:<8}                     {eps:>12,.0f}/s  "
-                f"(writer done in {writer_s:.2f}s, all in store after {total_s:.2f}s; "
-                f"{eps / static:.2f}× static load)"
+                f"({events / cpu:,.0f} per CPU-second; writer done in {writer_s:.2f}s, all in "
+                f"store after {total_s:.2f}s; {eps / static:.2f}× static load)"
             )
 
         print(f"\n== write → store delay at 1,000 events/s for {args.seconds:g}s ==")
