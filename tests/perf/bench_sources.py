@@ -243,7 +243,7 @@ def socket_flood(path: str, src: Path, producers: int, per: int) -> dict[str, fl
     sent = producers * per + dying  # a line cut off mid-way was sent too, if not whole
     with LiveIngest([f"unix:{path}"], store) as ingest:
         procs = start_producers(path, src, producers, per)
-        t = go(procs)
+        t, cpu = go(procs), time.process_time()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             ingest.wait(0.05)
@@ -252,6 +252,7 @@ def socket_flood(path: str, src: Path, producers: int, per: int) -> dict[str, fl
             if len(store) + len(store.rejected) + st.dropped >= sent and st.producers == 0:
                 break
         seconds = time.perf_counter() - t
+        cpu = time.process_time() - cpu
         for p in procs:
             p.wait()
         st = ingest.states()[0]
@@ -261,6 +262,7 @@ def socket_flood(path: str, src: Path, producers: int, per: int) -> dict[str, fl
         "rejected": len(store.rejected),
         "dropped": st.dropped,
         "seconds": seconds,
+        "cpu": cpu,
     }
 
 
@@ -316,7 +318,8 @@ def main() -> None:
         total = r["received"] + r["rejected"] + r["dropped"]
         print(
             f"tracetui listener                      {rate(r['sent'], r['seconds'])}  "
-            f"({r['sent'] / r['seconds'] / (expected / bare):.2f}× bare)"
+            f"({r['sent'] / r['cpu']:,.0f} per CPU-second; "
+            f"{r['sent'] / r['seconds'] / (expected / bare):.2f}× bare)"
         )
         print(
             f"sent {r['sent']:,.0f} = received {r['received']:,.0f} + rejected "
