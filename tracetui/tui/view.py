@@ -235,13 +235,17 @@ class TreeView:
         self._update_tops(change)
 
     def _top_of(self, span: Span, memo: dict[str | None, TopEntry]) -> TopEntry:
-        """`store.top_of`, memoized per parent id within one batch (siblings share the walk)."""
+        """`store.top_of`, memoized by id within one batch (siblings and parents share walks)."""
+        store = self.store
         parent = span.parent_id
-        if parent is None or self.store.is_cut(span):
-            return self.store.top_of(span)
-        top = memo.get(parent)
-        if top is None:
-            top = memo[parent] = self.store.top_of(span)
+        if parent is None or store.is_cut(span):
+            top = store.top_of(span)
+        else:
+            found = memo.get(parent)
+            top = found if found is not None else store.top_of(span)
+            memo[parent] = top
+        if store.by_id.get(span.trace_id) is span:
+            memo[span.trace_id] = top
         return top
 
     def _update_tops(self, change: Change) -> None:
@@ -284,7 +288,7 @@ class TreeView:
                     self._dirty.add(new)
         fresh: dict[NodeKey, TopEntry] = {}
         memo: dict[str | None, TopEntry] = {}
-        for span in change.new:
+        for span in reversed(change.new):  # emitters write children first: parents first here
             if store.get(span.seq) is not span:
                 continue
             top = self._top_of(span, memo)
