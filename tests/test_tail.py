@@ -31,6 +31,7 @@ class Tail:
             cwd=cwd,
         )
         self._buf = b""
+        self._err = b""
 
     def lines(self, n: int, timeout: float = DEADLINE) -> list[str]:
         """The next `n` stdout lines (fails when they do not come in time)."""
@@ -48,6 +49,20 @@ class Tail:
         *out, self._buf = self._buf.split(b"\n", n)
         return [ln.decode() for ln in out] if n else []
 
+    def stderr_until(self, text: str, timeout: float = DEADLINE) -> None:
+        """Read stderr until `text` has appeared (kept for `finish`)."""
+        assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self._err:
+            left = deadline - time.monotonic()
+            assert left > 0, f"stderr so far: {self._err!r}"
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                data = os.read(fd, 65536)
+                assert data, f"stderr closed: {self._err!r}"
+                self._err += data
+
     def stderr_now(self) -> str:
         return "" if self.proc.poll() is None else self.proc.communicate()[1].decode()
 
@@ -56,7 +71,7 @@ class Tail:
         if sig is not None:
             self.proc.send_signal(sig)
         out, err = self.proc.communicate(timeout=DEADLINE)
-        return self.proc.returncode, (self._buf + out).decode(), err.decode()
+        return self.proc.returncode, (self._buf + out).decode(), (self._err + err).decode()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -122,12 +137,13 @@ def test_follow_prints_as_events_arrive_and_sigint_exits_0_with_summary(
 def test_sigterm_flushes_and_exits_0(tmp_path: Path, tails: list[Tail]) -> None:
     log = tmp_path / "app.log"
     t = start(tails, "--follow", "--poll", str(log))
-    time.sleep(0.3)  # let it start waiting for the missing file
+    t.stderr_until(f"waiting for {log} to appear")
     log.write_bytes(events("e", 3))
     assert len(t.lines(3)) == 3
     code, rest, err = t.finish(signal.SIGTERM)
     assert (code, rest) == (0, "")
     assert "tracetui: 3 events" in err
+    assert err.count(f"waiting for {log} to appear") == 1
 
 
 def test_json_output_is_the_original_lines(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import click
 from tracetui.cli.common import BadLineReport, filter_options, make_filter, write_out
 from tracetui.formatting import console_line
 from tracetui.model import Span
-from tracetui.sources.live import LiveIngest, SourceError
+from tracetui.sources.live import LiveIngest, SourceError, SourceState
 from tracetui.store import Change, TraceStore
 
 TICK = 0.2
@@ -117,6 +117,7 @@ def tail(
         while not stop.requested and not ingest.done:
             ingest.wait(TICK)
             printer.show(ingest.drain(DRAIN_BATCH))
+            printer.waiting(ingest.states())
     finally:
         ingest.stop()
         for sig, handler in previous.items():
@@ -141,6 +142,7 @@ class _Printer:
         self.match = match
         self.shown = 0
         self._notices = 0
+        self._said: dict[str, str] = {}  # per origin, the last thing said about it
 
     def show(self, change: Change) -> None:
         spans = change.new if self.match is None else [s for s in change.new if self.match(s)]
@@ -164,8 +166,17 @@ class _Printer:
         notices = self.store.notices
         origins = self.store.origins
         for notice in notices[self._notices :]:
-            click.echo(f"tracetui: {origins[notice.origin]}: {notice.text}", err=True)
+            origin = origins[notice.origin]
+            click.echo(f"tracetui: {origin}: {notice.text}", err=True)
+            self._said[origin] = notice.text
         self._notices = len(notices)
+
+    def waiting(self, states: list[SourceState]) -> None:
+        """Say once why a source is waiting (file or directory missing, unreadable …)."""
+        for state in states:
+            if state.state == "waiting" and self._said.get(state.origin) != state.message:
+                click.echo(f"tracetui: {state.origin}: {state.message}", err=True)
+                self._said[state.origin] = state.message
 
 
 def _summary(ingest: LiveIngest, printer: _Printer, report: BadLineReport) -> bool:
