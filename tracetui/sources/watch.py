@@ -58,7 +58,7 @@ class DirWatcher(threading.Thread):
             except Exception as exc:  # a vanished directory, too many watches …: fall back to stat
                 self.failures += 1
                 log.debug("watching %s failed: %r", target, exc)
-                self.stop.wait(0.5)
+                self.stop.wait(min(30.0, 0.25 * 2 ** min(self.failures, 8)))
 
     def _watch(self, target: str) -> None:
         changes = watchfiles.watch(
