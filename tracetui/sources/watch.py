@@ -77,6 +77,7 @@ class DirWatcher(threading.Thread):
         self.wake.set()  # the watch starts now: anything that happened before must be looked at
         try:
             for batch in changes:
+                self.failures = 0
                 if batch:
                     self.wake.set()
                 if self.stop.is_set():
