@@ -210,7 +210,12 @@ class Checker:
                 leaves.setdefault(self._layout.attr[path], set())  # the flat dotted key itself
             else:
                 leaves.setdefault(self._layout.attr[head], set())
-        self._dep_heads = [(attr, frozenset(names)) for attr, names in leaves.items()]
+        # Keys that are deprecated wherever present (flat dotted keys, whole heads), read at once;
+        # heads whose inner keys are deprecated, tested without decoding.
+        whole = [attr for attr, names in leaves.items() if not names]
+        self._dep_whole = attrgetter(*(whole * 2 if len(whole) == 1 else whole)) if whole else None
+        self._dep_none = (UNSET,) * (2 if len(whole) == 1 else len(whole))
+        self._dep_heads = [(attr, frozenset(names)) for attr, names in leaves.items() if names]
         self._propagate: list[tuple[str, Getter]] = [(p, get(p)) for p in propagate]
         self._bag_attr = self._layout.attr["baggage"] if self._baggage else ""
         self._agent_heads = (
@@ -411,7 +416,7 @@ class Checker:
                     produces.update(spec.produces)
             flat = [self._layout.attr[k] for k in required if "." not in k]
             present = (
-                attrgetter(*flat, *flat)
+                attrgetter(*(flat * 2 if len(flat) == 1 else flat))  # always a tuple
                 if required and self._any_required and len(flat) == len(required)
                 else None
             )
@@ -507,10 +512,10 @@ class Checker:
         children = store.children
         owned = self._owned
         was_partial = self._partial
-        stack = [root]
+        stack: list[tuple[Span, Span | None]] = [(root, store.parent(root))]
         while stack:
-            span = stack.pop()
-            found = relations(store, span, partial)
+            span, parent = stack.pop()
+            found = relations(span, parent, partial)
             seq = span.seq
             if seq in was_partial:
                 self._replace(("rel", seq), found, delta)
@@ -524,7 +529,7 @@ class Checker:
                 was_partial.add(seq)
             kids = children(span)
             if kids:
-                stack.extend(kids)
+                stack.extend([(kid, span) for kid in kids])
 
     # ---- local rules ---------------------------------------------------------------------------
 
@@ -548,7 +553,8 @@ class Checker:
         limit = self._summary_max
         required = self._any_required
         ops = self._ops_cache
-        dep_heads = self._dep_heads if self._deprecated else []
+        deprecated = bool(self._deprecated)
+        dep_heads, dep_whole, dep_none = self._dep_heads, self._dep_whole, self._dep_none
         agent_shape = self._agent_shape
         span_rules = bool(self._spans)
         for span, probe in zip(new, probes, strict=False):
@@ -576,15 +582,16 @@ class Checker:
                     self._required_data(span, rules, out(span))
             if span_rules:
                 self._span_contracts(span, found)
-            if dep_heads:
+            if deprecated:
                 meta = probe.metadata
-                for attr, names in dep_heads:
-                    value = getattr(meta, attr)
-                    if value is not UNSET and (
-                        not names or (value.__class__ is dict and not names.isdisjoint(value))
-                    ):
-                        self._deprecated_fields(span, found)
-                        break
+                if dep_whole is not None and dep_whole(meta) != dep_none:
+                    self._deprecated_fields(span, found)
+                else:
+                    for attr, names in dep_heads:
+                        value = getattr(meta, attr)
+                        if value.__class__ is dict and not names.isdisjoint(value):
+                            self._deprecated_fields(span, found)
+                            break
             if agent_shape and (span.agent is None or span.run_id is None):
                 self._agent_context(span, found)
         if self._check_shape:
@@ -844,10 +851,9 @@ class Checker:
 
     # ---- relational rules ----------------------------------------------------------------------
 
-    def _relations(self, store: TraceStore, span: Span, partial: bool) -> list[Finding]:
+    def _relations(self, span: Span, parent: Span | None, partial: bool) -> list[Finding]:
         """Rules that need the span's ancestors (all present unless `partial`)."""
         out: list[Finding] = []
-        parent = store.parent(span)
         sev = self._sev
         if parent is not None:
             if self._structure:
