@@ -95,6 +95,18 @@ def test_parent_directory_missing_at_start(make: MakeIngest, writer: Writer, tmp
     assert ids(store) == names("e", 2)
 
 
+def test_directory_removed_and_recreated(make: MakeIngest, writer: Writer, tmp_path: Path):
+    log = tmp_path / "logs" / "app.log"
+    writer.do(makedirs(log.parent), open_("a", log), write("a", events("a", 2)), close("a"))
+    ingest, store = make(log)
+    pump_until(ingest, lambda: len(store) == 2, what="first events")
+    writer.do(unlink(log), {"op": "rmdir", "path": str(log.parent)})
+    pump_until(ingest, lambda: state_of(ingest) == "waiting", what="waiting")
+    writer.do(makedirs(log.parent), open_("b", log), write("b", events("b", 2)))
+    pump_until(ingest, lambda: len(store) == 4, what="events in the new directory")
+    assert ids(store) == names("a", 2) + names("b", 2)
+
+
 def test_partial_last_line_is_held_until_its_newline(
     make: MakeIngest, writer: Writer, tmp_path: Path
 ):

@@ -45,6 +45,8 @@ for raw in sys.stdin:
             os.truncate(step["path"], step.get("size", 0))
         elif op == "unlink":
             os.unlink(step["path"])
+        elif op == "rmdir":
+            os.rmdir(step["path"])
         elif op == "makedirs":
             os.makedirs(step["path"])
         elif op == "create":
