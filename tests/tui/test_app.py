@@ -379,3 +379,23 @@ async def test_user_key_file_remaps_bindings(
         await pilot.press("question_mark")
         text = app.screen.query_one(TextLines).plain()
         assert "pause             space" in text
+
+
+async def test_text_search_on_a_big_store_runs_in_the_background_and_catches_up(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracetui.tui.app as app_module
+
+    monkeypatch.setattr(app_module, "BACKGROUND_FILTER_MIN", 1)
+    app = make_app(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 12)
+        await settle(pilot)
+        app.set_filter(app_module.Filter.make(text="#11"))
+        assert "searching" in status_line(app)
+        push_trees(feed, 12, 100)  # arrives while the search runs
+        await app.workers.wait_for_complete()
+        await settle(pilot, 0.3)
+        shown = [r for r in tree_screen(app) if r]
+        assert [r.split("#")[1].split()[0] for r in shown] == ["11", "110", "111"]
+        assert "[filtered]" in status_line(app)

@@ -25,6 +25,7 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
 
 from tracetui.formatting import clip
 from tracetui.model import LAYERS, Span
@@ -54,6 +55,8 @@ DRAIN_MAX = 50_000
 """Most spans ingested per tick, so a huge backlog loads in slices and the UI stays responsive."""
 FREEZE_GROWTH = 100_000
 """Rows added since the last `gc.freeze()` that justify another one."""
+BACKGROUND_FILTER_MIN = 200_000
+"""Stores at least this big run a text search in a background thread."""
 NARROW = 100
 """Below this width the details pane goes under the tree."""
 
@@ -167,6 +170,8 @@ class TraceApp(App[None]):
         self.details_node: TopEntry | None = None
         self._last_status: Text | None = None
         self._frozen_rows = 0
+        self._filter_generation = 0
+        self._filtering = False
         self._frozen_at = 0.0
         self.status_bar = Static("", id="status", markup=False)
         self.filter_panel = FilterPanel(id="filters")
@@ -351,7 +356,9 @@ class TraceApp(App[None]):
             out.append(f"{total:,}")
         if store.rejected:
             out.append(f"  bad {len(store.rejected):,}", "bold")
-        if self.view.filtering:
+        if self._filtering:
+            out.append("  ⟳ searching…", "bold")
+        elif self.view.filtering:
             out.append("  [filtered]", "italic")
         if self.grouped:
             out.append("  [grouped]", "italic")
@@ -458,7 +465,66 @@ class TraceApp(App[None]):
         self.filter_panel.query_one(FacetList).set_items(items)
 
     def set_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
-        """Apply a new filter and show the result at once."""
+        """Apply a new filter and show the result.
+
+        A text search over a big store runs in a background thread over a snapshot of the events
+        (it decodes every line's summaries), so the UI stays live; the result is brought up to
+        date with what arrived meanwhile and installed on this thread.
+        """
+        self._filter_generation += 1
+        self._filtering = False
+        if (
+            flt is not None
+            and flt.text
+            and not kwargs
+            and not self.view.violations_only
+            and len(self.store) >= BACKGROUND_FILTER_MIN
+        ):
+            self._filter_in_background(flt)
+            return
+        self._install_filter(flt, **kwargs)
+
+    def _filter_in_background(self, flt: Filter) -> None:
+        pred = self.view.predicate_for(flt)
+        if pred is None:
+            self._install_filter(flt)
+            return
+        spans = list(self.store.events())
+        generation = self._filter_generation
+        self._filtering = True
+        self._update_status()
+
+        def match() -> None:
+            found = {span.seq for span in spans if pred(span)}
+            last = spans[-1].seq if spans else -1
+            self.call_from_thread(self._filter_ready, generation, flt, found, last)
+
+        self.run_worker(match, thread=True, group="filter", exclusive=True, exit_on_error=False)
+
+    def _filter_ready(self, generation: int, flt: Filter, found: set[int], last: int) -> None:
+        if generation != self._filter_generation:
+            return
+        pred = self.view.predicate_for(flt)
+        assert pred is not None
+        seq = last + 1
+        while (span := self.store.get(seq)) is not None:
+            if pred(span):
+                found.add(span.seq)
+            seq += 1
+        self._filtering = False
+        self._install_filter(flt, matched=found)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "filter" and event.state == WorkerState.ERROR:
+            self._filtering = False
+            self.notify(
+                sanitize(str(event.worker.error)),
+                title="Search failed",
+                severity="error",
+                markup=False,
+            )
+
+    def _install_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
         self.view.set_filter(flt, **kwargs)
         self.grouped_view.invalidate()
         tree = self.span_tree

@@ -123,8 +123,13 @@ class TreeView:
         *,
         violations_only: bool | None = None,
         min_severity: str | None = None,
+        matched: set[int] | None = None,
     ) -> None:
-        """Change the filter and recompute what matches (one pass over the store)."""
+        """Change the filter and recompute what matches (one pass over the store).
+
+        `matched` may carry the matching seqs already computed elsewhere (a background pass over
+        a snapshot of the events, brought up to date by the caller).
+        """
         if flt is not None:
             self.filter = flt
         if violations_only is not None:
@@ -138,7 +143,9 @@ class TreeView:
             self._keep = set()
         else:
             pred = self._pred
-            self.matched = {span.seq for span in self.store.events() if pred(span)}
+            if matched is None:
+                matched = {span.seq for span in self.store.events() if pred(span)}
+            self.matched = matched
             self.context = set()
             self._keep = set(self.matched)
             get = self.store.get
@@ -148,6 +155,15 @@ class TreeView:
                     self._add_context_above(found)
         self._tops_dirty = True
         self._blocks = self._all_blocks if self._pred is None else {}
+
+    def predicate_for(self, flt: Filter) -> Callable[[Span], bool] | None:
+        """The predicate `flt` would get with the current contract options (background passes)."""
+        saved = self.filter
+        self.filter = flt
+        try:
+            return self._make_predicate()
+        finally:
+            self.filter = saved
 
     def _make_predicate(self) -> Callable[[Span], bool] | None:
         tests: list[Callable[[Span], bool]] = []
