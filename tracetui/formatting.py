@@ -96,15 +96,19 @@ def describe(span: Span, store: TraceStore | None = None) -> Label:
     if store is not None and store.parent_missing(span) and not store.is_cut(span):
         markers.append(f"parent {clip(span.parent_id or '', 60)} missing")
     status = span.status or ""
+    output = clip(_text(fields.get("output_summary")))
+    hint = metadata_hint(meta, span.status) if isinstance(meta, dict) else ""
+    if hint and hint == output:
+        hint = ""  # an error text already shown as the output
     return Label(
         tag=clip(layer_short(span.layer), 12),
         operation=clip(span.short_operation, 60),
         input=clip(_text(fields.get("input_summary"))),
-        output=clip(_text(fields.get("output_summary"))),
+        output=output,
         status=clip(status, 20) if status != "success" else "",
         glyph=STATUS_GLYPH.get(status, "?" if status else ""),
         duration=format_duration(span.duration_ms),
-        hint=metadata_hint(meta, span.status) if isinstance(meta, dict) else "",
+        hint=hint,
         markers=markers,
     )
 
