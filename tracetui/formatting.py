@@ -98,7 +98,7 @@ def describe(span: Span, store: TraceStore | None = None) -> Label:
     status = span.status or ""
     output = clip(_text(fields.get("output_summary")))
     hint = metadata_hint(meta, span.status) if isinstance(meta, dict) else ""
-    if hint and hint == output:
+    if hint and (hint == output or (hint.endswith("…") and output.startswith(hint[:-1]))):
         hint = ""  # an error text already shown as the output
     return Label(
         tag=clip(layer_short(span.layer), 12),
