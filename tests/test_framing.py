@@ -1,4 +1,4 @@
-"""The line framer every source shares: BOM, CRLF, blank lines, line cap, NUL runs, partial tails."""
+"""The line framer all sources share: BOM, CRLF, blank lines, line cap, NUL runs, partial tails."""
 
 from __future__ import annotations
 

@@ -44,11 +44,6 @@ class SourceSpec(msgspec.Struct, frozen=True):
     host: str = ""
     port: int = 0
 
-    @property
-    def follows_forever(self) -> bool:
-        """Listeners never reach an end of their own."""
-        return self.kind in ("unix", "tcp")
-
 
 def parse_source(spec: str) -> SourceSpec:
     """Parse `PATH`, `-`, `unix:PATH`, `tcp:PORT`, `tcp:127.0.0.1:PORT` or `tcp:[::1]:PORT`.
