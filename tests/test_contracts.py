@@ -558,3 +558,11 @@ def test_static_check_agrees_with_live_batches(tmp_path: Path) -> None:
     static = check_all(store, load_contracts(presets), chunk=2)
     assert sorted(map(repr, static.all())) == sorted(map(repr, live.findings()))
     assert static.counts == live.checker.counts
+
+
+def test_no_dangling_read_judged_under_a_parent_that_never_arrived(tmp_path: Path) -> None:
+    c = contract(tmp_path, CONTEXT.replace("extends: [context]", "extends: [context, dopejar]"))
+    f = Feed(c)
+    f.batch(ev("sys_1_2", "sys_1_1", "design.build"))  # sys_1_1 (the producer) never comes
+    f.finish()
+    assert f.rules() == {"schema.parent_missing"}
