@@ -122,3 +122,24 @@ def test_stdin_is_read_to_its_end(tmp_path: Path) -> None:
     os.close(read_fd)
     assert ids(store) == [*names("s", 3), "last"]
     assert store.origins == ["stdin"]
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_pipe_given_as_path_is_read_as_a_stream(follow: bool) -> None:
+    """`tracetui tail <(myapp)`: the path is a pipe; it is read to its end, never rotated."""
+    read_fd, write_fd = os.pipe()
+    store = TraceStore()
+    try:
+        with LiveIngest([f"/dev/fd/{read_fd}"], store, follow=follow) as ingest:
+            os.write(write_fd, events("p", 2))
+            pump_until(ingest, lambda: len(store) == 2, what="first events")
+            os.write(write_fd, events("q", 1))
+            os.close(write_fd)
+            write_fd = -1
+            pump_until(ingest, lambda: ingest.done, what="end of the pipe")
+            assert ingest.states()[0].state == "eof"
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+    assert ids(store) == [*names("p", 2), "q0"]

@@ -92,7 +92,7 @@ class FileFollower(threading.Thread):
 
     def run(self) -> None:
         try:
-            if self.follow:
+            if self.follow and not _is_stream(self.path):
                 directory = os.path.dirname(os.path.abspath(self.path))
                 self.watcher = DirWatcher(directory, self._wake, self._halt, poll=self.poll)
                 self.watcher.start()
@@ -385,3 +385,12 @@ class FileFollower(threading.Thread):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _is_stream(path: str) -> bool:
+    """A pipe or device given by path (`<(cmd)`): read as a stream, nothing to watch."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
