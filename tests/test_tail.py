@@ -107,9 +107,10 @@ def test_file_without_follow_prints_everything_then_exits(tmp_path: Path) -> Non
         timeout=DEADLINE,
     )
     assert proc.returncode == 0
-    first, second = proc.stdout.splitlines()
-    assert first.startswith("[alt] transition")
-    assert second.startswith("[foc] gate_check") and "error" in second
+    assert proc.stdout.splitlines() == [
+        "[alt] transition (1.5ms)",
+        "[foc] gate_check ✗ error (1.5ms)",
+    ]
     assert f"{log}:2: not valid JSON" in proc.stderr
     assert "tracetui: 2 events, 1 bad line, 0 dropped, 0 rotations" in proc.stderr
 
