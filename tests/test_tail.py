@@ -103,7 +103,7 @@ def test_file_without_follow_prints_everything_then_exits(tmp_path: Path) -> Non
     proc = subprocess.run(
         [sys.executable, "-m", "tracetui", "tail", str(log)],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         timeout=DEADLINE,
     )
     assert proc.returncode == 0
