@@ -690,8 +690,6 @@ class TraceApp(App[None]):
         tree = self.span_tree
         if self.grouped:
             self.grouped_view.invalidate()
-        else:
-            self.view.invalidate()
         tree.view = self.rows
         tree.cursor = 0
         tree.cursor_node = None
