@@ -50,11 +50,11 @@ def test_resolve_by_name_stem_or_path_and_unknown_names(tmp_path: Path) -> None:
     mine = tmp_path / "mine.toml"
     mine.write_text('name = "mine"\nprimary = "#123456"\n')
     assert resolve(str(mine), available).name == "mine"
-    with pytest.raises(ThemeError, match="unknown theme 'nope'.*light"):
+    with pytest.raises(ThemeError, match=r"unknown theme 'nope'.*light"):
         resolve("nope", available)
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "bad"\n')
-    with pytest.raises(ThemeError, match="bad.toml: `primary` colour is required"):
+    with pytest.raises(ThemeError, match=r"bad\.toml: `primary` colour is required"):
         load_theme_file(bad)
 
 
