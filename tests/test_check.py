@@ -195,3 +195,14 @@ def test_check_as_a_real_process_reading_stdin(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["rule"] == "propagation.missing_parent_correlation"
     assert b"stdin:4: not valid JSON" in proc.stderr
+
+
+def test_unreadable_lines_fail_the_check(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    write(path, CLEAN)
+    with open(path, "ab") as fh:
+        fh.write(b"{not json\n")
+    result = runner.invoke(main, ["check", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:3: not valid JSON" in result.stderr
+    assert "no findings in 2 spans" in result.stdout

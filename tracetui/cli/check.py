@@ -64,7 +64,8 @@ def contract_option(func: click.decorators.FC) -> click.decorators.FC:
 def check(files: tuple[str, ...], contracts: tuple[str, ...], fmt: str, fail_on: str) -> None:
     """Check the spans of FILES (`-` = stdin) against contracts.
 
-    Exit status: 0 clean, 1 findings at or above --fail-on, 2 usage or contract errors.
+    Exit status: 0 clean, 1 findings at or above --fail-on (or lines that are not trace events),
+    2 usage or contract errors.
     """
     contract_set = contracts_or_exit(contracts, "check")
     report = BadLineReport()
@@ -79,6 +80,9 @@ def check(files: tuple[str, ...], contracts: tuple[str, ...], fmt: str, fail_on:
     report.summary()
     threshold = RANK[fail_on]
     if any(RANK.get(f.severity, 0) >= threshold for f in checker.all()):
+        raise SystemExit(1)
+    if report.count:
+        click.echo("tracetui check: failing because lines could not be read", err=True)
         raise SystemExit(1)
 
 
