@@ -158,3 +158,19 @@ def test_follow_in_tmux_appends_keys_snapshot_and_no_escapes(pane: Pane, tmp_pat
     while pane.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not pane.alive()
+
+
+def test_piped_stdin_still_leaves_the_keyboard_to_the_app(pane: Pane, tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(b"\n".join(trace_tree(0) + trace_tree(3, start=1003.0)) + b"\n")
+    env = f"env XDG_CONFIG_HOME={tmp_path / 'cfg'} TERM=xterm-256color"
+    pane.start(tmp_path, f"cat t.jsonl | {env} {TRACETUI} --no-contracts -")
+    pane.wait_for(lambda s: "L3→L2 #3" in s and "closed" in s)
+    pane.keys("e")
+    screen = pane.wait_for(lambda s: "[filtered]" in s)
+    assert "L3→L2 #0" not in screen
+    pane.keys("q")
+    deadline = time.monotonic() + 10
+    while pane.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pane.alive()

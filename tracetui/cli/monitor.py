@@ -9,6 +9,7 @@ to `monitor`. Textual is only imported when the monitor actually starts.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,21 @@ def resolve_theme(spec: str | None) -> Any:
         raise click.BadParameter(str(exc), param_hint="--theme") from None
 
 
+def _free_stdin_for_keys() -> int | None:
+    """When events come on a piped stdin (`app | tracetui -`), read them from a duplicate of it
+    and give the app the terminal as its stdin, so keys still work."""
+    if sys.stdin is None or sys.stdin.isatty():
+        return None
+    try:
+        tty = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:
+        return None
+    data_fd = os.dup(0)
+    os.dup2(tty, 0)
+    os.close(tty)
+    return data_fd
+
+
 def run_monitor(
     specs: list[str],
     *,
@@ -185,8 +201,9 @@ def run_monitor(
     if snapshot_dir is not None and not snapshot_dir.is_dir():
         raise click.BadParameter(f"{snapshot_dir}: no such directory", param_hint="--snapshot-dir")
     store = TraceStore(max_events=max_events)
+    stdin_fd = _free_stdin_for_keys() if "-" in specs else None
     try:
-        feed = LiveIngest(specs, store, follow=True, poll=poll)
+        feed = LiveIngest(specs, store, follow=True, poll=poll, stdin=stdin_fd)
         feed.start()
     except SourceError as exc:
         raise click.UsageError(exc.message) from None
