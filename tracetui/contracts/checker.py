@@ -25,7 +25,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import repeat
@@ -133,7 +132,9 @@ class Checker:
         """seq → denied baggage key → id of the span where it first leaked."""
         self._produced: dict[int, frozenset[str]] = {}
         self._partial: set[int] = set()
-        self._touched: dict[int | str, float] = {}
+        self._touched: dict[int | str, float | None] = {}
+        """Top-level key of each trace with activity → when `tick` first saw it quiet (None: not
+        yet seen by a tick). Times are the caller's clock, whatever it is."""
         self._bag_cache: dict[bytes, tuple[dict[str, Any], bool]] = {}
         self._bag_seen: dict[int, tuple[dict[str, Any], bool] | None] = {}
         self._bag_decoder = msgspec.json.Decoder()
@@ -258,10 +259,20 @@ class Checker:
         return delta
 
     def tick(self, store: TraceStore, now: float) -> FindingDelta:
-        """Live input: judge traces quiet for the quiet period (`now` from `time.monotonic()`)."""
+        """Live input: judge traces that have had no new span for the quiet period.
+
+        `now` is any clock in seconds (`time.monotonic()`, `time.time()`), as long as every call
+        uses the same one: quiet time counts from the first tick after a trace's last activity.
+        """
         delta = FindingDelta()
         quiet = self.contracts.quiet_period
-        due = [top for top, seen in self._touched.items() if now - seen >= quiet]
+        touched = self._touched
+        due: list[int | str] = []
+        for top, seen in touched.items():
+            if seen is None:
+                touched[top] = now
+            elif now - seen >= quiet:
+                due.append(top)
         try:
             for top in due:
                 del self._touched[top]
@@ -286,12 +297,11 @@ class Checker:
             finally:
                 self._end_batch()
         if self._relational:
-            now = time.monotonic()
             for top in list(store.top()):
                 if isinstance(top, str):
-                    self._touched[top] = now  # judged (partially) as a whole trace below
+                    self._touched[top] = None  # judged (partially) as a whole trace below
                     continue
-                self._touched[top.seq] = now
+                self._touched[top.seq] = None
                 try:
                     self._relational_tree(store, top, False, delta)
                 finally:
@@ -455,7 +465,6 @@ class Checker:
         """Relational rules for spans whose parent chain this batch completed."""
         new = change.new
         first, last = new[0].seq, new[-1].seq
-        now = time.monotonic()
         touched = self._touched
         for span in change.adopted:
             self._retract_trace(span.trace_id, delta)
@@ -494,7 +503,7 @@ class Checker:
             if complete and highest is not None:
                 starts[highest.seq] = highest
         for top in tops:
-            touched[top] = now
+            touched[top] = None
             self._retract_trace(top, delta)
         for start in starts.values():
             self._relational_tree(store, start, False, delta)
