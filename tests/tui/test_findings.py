@@ -77,3 +77,29 @@ async def test_findings_badges_violations_only_next_finding_and_details(
         rows = [r for r in tree_screen(app) if r]
         assert len(rows) == 4
         assert ["⚠↓" in r for r in rows] == [False, True, False, True]
+
+
+class BrokenChecker:
+    """A checker whose rules blow up (a bug in a rule, a bad contract)."""
+
+    counts: dict[str, int] = {"error": 0}  # noqa: RUF012
+
+    def observe(self, store: TraceStore, change: object) -> None:
+        raise ValueError("rule exploded")
+
+    def findings_for(self, seq: int) -> list[object]:
+        return []
+
+
+async def test_a_failing_checker_is_reported_and_switched_off(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path
+) -> None:
+    app = TraceApp(store, feed, checker=BrokenChecker())
+    async with app.run_test(size=(80, 24)) as pilot:
+        feed.push(leaking_trees(0))
+        await pilot.pause(0.3)
+        assert app.checker is None
+        assert any("rule exploded" in n.message for n in app._notifications)
+        feed.push(leaking_trees(1))
+        await pilot.pause(0.2)
+        assert len(app.view) == 6

@@ -241,14 +241,18 @@ class TraceApp(App[None]):
                 self._rate.append((now, len(change.new)))
         finding_seqs: set[int] = set()
         if self.checker is not None:
-            if change is not None and (change.new or change.adopted or change.evicted):
-                finding_seqs |= self._finding_seqs(self.checker.observe(self.store, change))
-            if now - self._last_checker_tick >= 1.0:
-                self._last_checker_tick = now
-                finding_seqs |= self._finding_seqs(self.checker.tick(self.store, time.time()))
-            if self.feed is not None and self.feed.done and not self._finished:
-                self._finished = True
-                finding_seqs |= self._finding_seqs(self.checker.finish(self.store))
+            try:
+                finding_seqs = self._check(change, now)
+            except Exception as exc:  # a broken rule must not take the monitor down
+                self.notify(
+                    f"{type(exc).__name__}: {sanitize(str(exc))}; contract checks are off now.",
+                    title="Contract checker failed",
+                    severity="error",
+                    markup=False,
+                )
+                self.checker = None
+                self.view.findings = None
+                self.grouped_view.findings = None
         if change is not None and (change.new or change.rejected or change.evicted):
             self.ingested(change)
         if finding_seqs:
@@ -274,6 +278,20 @@ class TraceApp(App[None]):
             gc.freeze()
             self._frozen_rows = rows
             self._frozen_at = now
+
+    def _check(self, change: Change | None, now: float) -> set[int]:
+        """Run the checker on a batch (and its timers); the seqs whose findings changed."""
+        checker = self.checker
+        seqs: set[int] = set()
+        if change is not None and (change.new or change.adopted or change.evicted):
+            seqs |= self._finding_seqs(checker.observe(self.store, change))
+        if now - self._last_checker_tick >= 1.0:
+            self._last_checker_tick = now
+            seqs |= self._finding_seqs(checker.tick(self.store, time.time()))
+        if self.feed is not None and self.feed.done and not self._finished:
+            self._finished = True
+            seqs |= self._finding_seqs(checker.finish(self.store))
+        return seqs
 
     @staticmethod
     def _finding_seqs(delta: Any) -> set[int]:
