@@ -614,11 +614,6 @@ def test_oversized_lines_across_read_chunks(kit: TraceKit) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the framer drops oversized lines whole, so load.py:~66 reports them with an empty "
-    "preview; the issue asks for every bad line to be reported with an escaped preview",
-)
 def test_oversized_line_report_has_a_preview(kit: TraceKit) -> None:
     loaded = kit.load(_surrounded(kit, BIG))
     assert loaded.rejected[0][1].preview.startswith('{"trace_id":"big"')

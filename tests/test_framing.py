@@ -97,3 +97,14 @@ def test_lines_without_special_bytes_come_back_exactly(lines: list[bytes]) -> No
     plain = [ln for ln in plain if not ln.startswith(BOM)]
     data = b"".join(ln + b"\n" for ln in plain)
     assert frame_all([data[i : i + 3] for i in range(0, len(data), 3)])[0] == plain
+
+
+def test_oversized_lines_keep_their_head_for_the_preview() -> None:
+    from tracetui.framing import HEAD_BYTES
+
+    big = b'{"trace_id":"big","x":"' + b"y" * 3000 + b'"}'
+    for chunks in ([big + b"\nok\n"], [big[:100], big[100:2000], big[2000:] + b"\nok\n"]):
+        framer = LineFramer(line_cap=1024)
+        issues = [i for c in chunks for i in framer.feed(c).issues]
+        assert [(i.kind, i.line_no) for i in issues] == [("oversize", 1)]
+        assert issues[0].head == big[:HEAD_BYTES]

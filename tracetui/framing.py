@@ -14,6 +14,8 @@ from typing import Final
 import msgspec
 
 BOM: Final = b"\xef\xbb\xbf"
+HEAD_BYTES: Final = 480
+"""How much of a skipped line is kept for its preview."""
 DEFAULT_LINE_CAP: Final = 1 << 20
 """1 MiB: longer lines are skipped and reported."""
 
@@ -24,6 +26,8 @@ class FrameIssue(msgspec.Struct, frozen=True, gc=False):
     kind: str
     line_no: int
     size: int
+    head: bytes = b""
+    """The first bytes of a skipped line, for an escaped preview."""
 
     def describe(self) -> str:
         """The issue in plain words."""
@@ -64,6 +68,7 @@ class LineFramer:
         self._at_stream_start = stream_start
         self._skipping = 0  # bytes of an oversized current line skipped so far (0 = not skipping)
         self._nul_run = 0  # NUL bytes removed from the start of the current line
+        self._skip_head = b""  # the first bytes of the oversized line being skipped
 
     @property
     def pending_bytes(self) -> int:
@@ -116,10 +121,10 @@ class LineFramer:
                     issues.append(FrameIssue("nul", base + i, len(ln) - len(stripped)))
                     lines[i] = stripped
         cap = self.line_cap
-        if size > cap:
+        if size > cap and max(map(len, lines)) > cap:
             for i, ln in enumerate(lines):
                 if len(ln) > cap:
-                    issues.append(FrameIssue("oversize", base + i, len(ln)))
+                    issues.append(FrameIssue("oversize", base + i, len(ln), ln[:HEAD_BYTES]))
                     lines[i] = b""
         if cr:
             for i, ln in enumerate(lines):
@@ -142,6 +147,8 @@ class LineFramer:
                 return
         if len(self._pending) + len(piece) > self.line_cap:
             self._skipping = len(self._pending) + len(piece)
+            self._skip_head = bytes(self._pending[:HEAD_BYTES]) + piece[:HEAD_BYTES]
+            self._skip_head = self._skip_head[:HEAD_BYTES]
             self._pending.clear()
             return
         self._pending += piece
@@ -154,8 +161,9 @@ class LineFramer:
             issues.append(FrameIssue("nul", line_no, self._nul_run))
             self._nul_run = 0
         if self._skipping:
-            issues.append(FrameIssue("oversize", line_no, self._skipping))
+            issues.append(FrameIssue("oversize", line_no, self._skipping, self._skip_head))
             self._skipping = 0
+            self._skip_head = b""
             return b""
         line = bytes(self._pending)
         self._pending.clear()

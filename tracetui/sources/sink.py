@@ -7,6 +7,7 @@ import threading
 from tracetui.decode import LineDecoder
 from tracetui.framing import Frame, LineFramer
 from tracetui.model import Rejected
+from tracetui.sanitize import preview_bytes
 from tracetui.sources.channel import Batch, Channel, Status
 
 
@@ -70,7 +71,8 @@ class LineSink:
         notices = self._notices
         for issue in frame.issues:
             if issue.kind == "oversize":
-                rejected.append(Rejected(0, issue.line_no, issue.describe(), ""))
+                preview = preview_bytes(issue.head)
+                rejected.append(Rejected(0, issue.line_no, issue.describe(), preview))
             else:
                 notices.append((issue.line_no, issue.describe()))
         if not (spans or rejected or notices):
