@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_helpers import BatchFeed, event, status_line, tree_screen
+from tui_helpers import BatchFeed, event, status_line, tree_screen, wait_until
 
 from tracetui.contracts import Checker, load_contracts
 from tracetui.model import Span
@@ -97,9 +97,7 @@ async def test_a_failing_checker_is_reported_and_switched_off(
     app = TraceApp(store, feed, checker=BrokenChecker())
     async with app.run_test(size=(80, 24)) as pilot:
         feed.push(leaking_trees(0))
-        await pilot.pause(0.3)
-        assert app.checker is None
+        await wait_until(pilot, lambda: app.checker is None)
         assert any("rule exploded" in n.message for n in app._notifications)
         feed.push(leaking_trees(1))
-        await pilot.pause(0.2)
-        assert len(app.view) == 6
+        await wait_until(pilot, lambda: len(app.view) == 6)

@@ -163,3 +163,14 @@ def status_line(app: Any) -> str:
 
     content = app.query_one("#status", Static).content
     return str(getattr(content, "plain", content))
+
+
+async def wait_until(pilot: Any, condition: Any, timeout: float = 3.0) -> None:
+    """Let the app run until `condition()` holds (ticks are on a timer)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
