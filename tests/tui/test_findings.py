@@ -98,6 +98,8 @@ async def test_a_failing_checker_is_reported_and_switched_off(
     async with app.run_test(size=(80, 24)) as pilot:
         feed.push(leaking_trees(0))
         await wait_until(pilot, lambda: app.checker is None)
-        assert any("rule exploded" in n.message for n in app._notifications)
+        await wait_until(
+            pilot, lambda: any("rule exploded" in n.message for n in app._notifications)
+        )
         feed.push(leaking_trees(1))
         await wait_until(pilot, lambda: len(app.view) == 6)
