@@ -132,6 +132,7 @@ class TraceStore:
         top_pos = self._top_pos
         children = self._children
         sorted_keys = self._sorted
+        top = self._top
         for span in new:
             span.seq = seq
             seq += 1
@@ -180,7 +181,8 @@ class TraceStore:
                 if sorted_keys:
                     sorted_keys.discard(pid)
             if parent is None and pid not in top_pos:
-                self._append_top(pid, pid)
+                top_pos[pid] = len(top)
+                top.append(pid)
                 change.top_changed = True
         if self.spool:
             self._unspooled = new
