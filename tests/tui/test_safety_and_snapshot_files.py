@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_helpers import BatchFeed, event, trace_tree, tree_screen
+from tui_helpers import BatchFeed, event, trace_tree, tree_screen, wait_until
 
 from tracetui.formatting import tree_lines
 from tracetui.load import load_paths
@@ -52,9 +52,10 @@ async def test_hostile_strings_show_literally_in_rows_details_facets_notificatio
         facets = app.query_one(FacetList).plain()
         assert CLOSE in facets and f"k={CLICK}" in facets
         await pilot.press("s")
-        await pilot.pause(0.2)
-        messages = [n.message for n in app._notifications]
-        assert any(CLICK in m and ".jsonl" in m for m in messages)
+        await wait_until(
+            pilot,
+            lambda: any(CLICK in n.message and ".jsonl" in n.message for n in app._notifications),
+        )
         assert app.is_running
     written = sorted(snap_dir.iterdir())
     assert [p.suffix for p in written] == [".jsonl", ".svg", ".txt"]
@@ -119,6 +120,4 @@ async def test_snapshot_into_a_missing_folder_says_why(
     app = TraceApp(store, feed, snapshot_dir=target)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("s")
-        await pilot.pause(0.1)
-        titles = [n.title for n in app._notifications]
-        assert "Snapshot failed" in titles
+        await wait_until(pilot, lambda: "Snapshot failed" in [n.title for n in app._notifications])
