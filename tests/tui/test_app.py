@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_helpers import BatchFeed, event, status_line, trace_tree, tree_screen
+from tui_helpers import BatchFeed, event, status_line, trace_tree, tree_screen, wait_until
 
 from tracetui.model import Span
 from tracetui.store import TraceStore
@@ -29,7 +29,12 @@ def push_trees(feed: BatchFeed, first: int, count: int) -> None:
 
 
 async def settle(pilot, seconds: float = 0.15) -> None:
+    """Let the app tick: wait until the feed is drained (the tick that drained it is done)."""
     await pilot.pause(seconds)
+    feed = pilot.app.feed
+    if feed is not None:
+        await wait_until(pilot, lambda: not feed.queue)
+    await pilot.pause(0.05)
 
 
 async def test_events_appended_appear_and_the_view_follows_the_bottom(
