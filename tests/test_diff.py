@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,20 @@ def test_diff_as_a_real_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert b"- removed" in proc.stdout
+
+
+def test_many_siblings_with_one_change_pair_correctly(tmp_path: Path) -> None:
+    kids = [
+        ev(f"mem_1_{i:04x}", "alt_1_1", "memory.read", key=f"k{i}", tier="hot") for i in range(60)
+    ]
+    golden = [*kids, ev("alt_1_1", None, "altitude.plan")]
+    new = copy.deepcopy(golden)
+    new[17]["metadata"]["tier"] = "cold"
+    random.Random(3).shuffle(new)
+    write(tmp_path / "g", golden)
+    write(tmp_path / "n", new)
+    result = compare(load(tmp_path / "g"), load(tmp_path / "n"))
+    assert [(c.golden.trace_id, c.new.trace_id) for c in result.changed] == [
+        ("mem_1_0011", "mem_1_0011")
+    ]
+    assert not result.added and not result.removed

@@ -131,10 +131,12 @@ class _Side:
             span = stack.pop()
             order.append(span)
             stack.extend(store.children(span))
+        self.own: dict[int, int] = {}
         for span in reversed(order):
             shape = self.shape[span.seq] = shaper.shape(span)
+            own = self.own[span.seq] = hash(tuple(sorted(shape.items())))
             kids = sorted(self.sig[k.seq] for k in store.children(span))
-            self.sig[span.seq] = hash((tuple(sorted(shape.items())), tuple(kids)))
+            self.sig[span.seq] = hash((own, tuple(kids)))
         self.count = len(order)
 
     def kids(self, span: Span | None) -> list[Span]:
@@ -142,6 +144,17 @@ class _Side:
 
     def key(self, span: Span) -> tuple[str | None, str]:
         return (span.layer, span.operation or "")
+
+
+SIMILARITY_LIMIT: Final = 32
+"""Above this many same-operation candidates left unpaired, pair them in order."""
+
+
+def _closest(shape: dict[str, str], options: list[Span], side: _Side) -> Span:
+    """The candidate with the fewest differing attributes (the first one past a large group)."""
+    if len(options) > SIMILARITY_LIMIT:
+        return options[0]
+    return min(options, key=lambda o: len(_attr_changes(shape, side.shape[o.seq])))
 
 
 def _attr_changes(a: dict[str, str], b: dict[str, str]) -> list[AttrChange]:
@@ -182,13 +195,27 @@ def compare(
         by_key: dict[tuple[str | None, str], list[Span]] = defaultdict(list)
         for kid in rest_n:
             by_key[n.key(kid)].append(kid)
+        # Same own attributes (children differ) pair first, then the closest of the rest.
+        by_own: dict[int, list[Span]] = defaultdict(list)
+        for kid in rest_n:
+            by_own[n.own[kid.seq]].append(kid)
+        unpaired: list[Span] = []
         for kid in rest_g:
+            alike = by_own.get(g.own[kid.seq])
+            twin = next((o for o in alike if o.seq not in diff.pairs), None) if alike else None
+            if twin is None or n.key(twin) != g.key(kid):
+                unpaired.append(kid)
+                continue
+            by_key[n.key(twin)].remove(twin)
+            diff.pairs[twin.seq] = kid.seq
+            stack.append((kid, twin))
+        for kid in unpaired:
             options = by_key.get(g.key(kid))
             if not options:
                 diff.removed.append(kid)
                 continue
             shape = g.shape[kid.seq]
-            best = min(options, key=lambda o: len(_attr_changes(shape, n.shape[o.seq])))
+            best = _closest(shape, options, n)
             options.remove(best)
             diff.pairs[best.seq] = kid.seq
             attrs = _attr_changes(shape, n.shape[best.seq])
