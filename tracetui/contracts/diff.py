@@ -196,16 +196,16 @@ def compare(
         for kid in rest_n:
             by_key[n.key(kid)].append(kid)
         # Same own attributes (children differ) pair first, then the closest of the rest.
-        by_own: dict[int, list[Span]] = defaultdict(list)
-        for kid in rest_n:
-            by_own[n.own[kid.seq]].append(kid)
+        by_own: dict[tuple[int, tuple[str | None, str]], list[Span]] = defaultdict(list)
+        for kid in reversed(rest_n):  # popped from the end: earliest first
+            by_own[(n.own[kid.seq], n.key(kid))].append(kid)
         unpaired: list[Span] = []
         for kid in rest_g:
-            alike = by_own.get(g.own[kid.seq])
-            twin = next((o for o in alike if o.seq not in diff.pairs), None) if alike else None
-            if twin is None or n.key(twin) != g.key(kid):
+            alike = by_own.get((g.own[kid.seq], g.key(kid)))
+            if not alike:
                 unpaired.append(kid)
                 continue
+            twin = alike.pop()
             by_key[n.key(twin)].remove(twin)
             diff.pairs[twin.seq] = kid.seq
             stack.append((kid, twin))
