@@ -192,9 +192,6 @@ def compare(
             else:
                 rest_g.append(kid)
         rest_n = [k for k in n_kids if k.seq not in diff.pairs]
-        by_key: dict[tuple[str | None, str], list[Span]] = defaultdict(list)
-        for kid in rest_n:
-            by_key[n.key(kid)].append(kid)
         # Same own attributes (children differ) pair first, then the closest of the rest.
         by_own: dict[tuple[int, tuple[str | None, str]], list[Span]] = defaultdict(list)
         for kid in reversed(rest_n):  # popped from the end: earliest first
@@ -206,9 +203,12 @@ def compare(
                 unpaired.append(kid)
                 continue
             twin = alike.pop()
-            by_key[n.key(twin)].remove(twin)
             diff.pairs[twin.seq] = kid.seq
             stack.append((kid, twin))
+        by_key: dict[tuple[str | None, str], list[Span]] = defaultdict(list)
+        for kid in rest_n:
+            if kid.seq not in diff.pairs:
+                by_key[n.key(kid)].append(kid)
         for kid in unpaired:
             options = by_key.get(g.key(kid))
             if not options:
@@ -216,7 +216,7 @@ def compare(
                 continue
             shape = g.shape[kid.seq]
             best = _closest(shape, options, n)
-            options.remove(best)
+            del options[next(i for i, o in enumerate(options) if o is best)]
             diff.pairs[best.seq] = kid.seq
             attrs = _attr_changes(shape, n.shape[best.seq])
             if attrs:
