@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tui_helpers import BatchFeed, event, trace_tree
 
-from tracetui.contracts import Checker, load_contracts
+from tracetui.contracts import Finding
 from tracetui.store import TraceStore
 from tracetui.tui.app import TraceApp
 
@@ -39,12 +39,43 @@ def loaded_app(theme: str | None = None, checker: bool = False) -> TraceApp:
             b"{not json",
         ]
     )
-    change = feed.drain()
-    found = None
-    if checker:
-        found = Checker(load_contracts(["dopejar"]))
-        found.observe(store, change)
+    feed.drain()
+    found = FixedFindings(store) if checker else None
     return TraceApp(store, None, theme=theme, checker=found)
+
+
+class FixedFindings:
+    """Findings fixed by the test (real `Finding` records), so the picture does not change when
+    the contract presets evolve."""
+
+    def __init__(self, store: TraceStore) -> None:
+        self.by_seq: dict[int, list[Finding]] = {}
+        for tid, severity, rule in (
+            ("foc_2", "error", "baggage.leaked"),
+            ("mem_3", "warning", "data.missing_key"),
+            ("mem_3", "warning", "data.missing_key"),
+            ("rsn_4", "info", "schema.trace_id_shape"),
+        ):
+            span = store.by_id[tid]
+            self.by_seq.setdefault(span.seq, []).append(
+                Finding(rule, severity, tid, span.seq, None, f"{rule} on {tid}", "fix it")
+            )
+        self.counts = {"error": 1, "warning": 2, "info": 1}
+
+    def findings_for(self, seq: int) -> list[Finding]:
+        return self.by_seq.get(seq, [])
+
+    def observe(self, store: TraceStore, change: object) -> None:
+        return None
+
+    def tick(self, store: TraceStore, now: float) -> None:
+        return None
+
+    def finish(self, store: TraceStore) -> None:
+        return None
+
+    def all(self) -> list[Finding]:
+        return [f for found in self.by_seq.values() for f in found]
 
 
 def test_main_screen_dark(snap_compare) -> None:
