@@ -404,3 +404,22 @@ async def test_text_search_on_a_big_store_runs_in_the_background_and_catches_up(
         shown = [r for r in tree_screen(app) if r]
         assert [r.split("#")[1].split()[0] for r in shown] == ["11", "110", "111"]
         assert "[filtered]" in status_line(app)
+
+
+async def test_waiting_for_the_default_file_explains_dopejar_trace(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path
+) -> None:
+    from tracetui.cli.monitor import WAITING_HINT
+
+    feed.state = "waiting"
+    app = make_app(store, feed, waiting_hint=WAITING_HINT)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        shown = "\n".join(tree_screen(app))
+        assert "Waiting for trace.jsonl to appear." in shown
+        assert "DOPEJAR_TRACE=1" in shown
+        assert "trace.jsonl waiting" in status_line(app)
+        feed.state = "following"
+        push_trees(feed, 0, 1)
+        await settle(pilot)
+        assert "Waiting" not in "\n".join(tree_screen(app))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import textwrap
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -429,7 +430,7 @@ class TraceApp(App[None]):
         if waiting:
             lines = [f"Waiting for {clip(str(w), 70)} to appear." for w in waiting]
         if self.waiting_hint:
-            lines += ["", self.waiting_hint]
+            lines += ["", *textwrap.wrap(self.waiting_hint, 72)]
         return lines
 
     # ---- details -------------------------------------------------------------------------------
