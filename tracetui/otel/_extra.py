@@ -20,7 +20,7 @@ def require(*modules: str) -> None:
     for name in ("google.protobuf", "opentelemetry.proto", *modules):
         try:
             found = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:
+        except (ModuleNotFoundError, ValueError):
             found = False
         if not found:
             raise ImportError(f"{EXTRA_HINT}; missing: {name}", name=name)
