@@ -39,6 +39,20 @@ _STATUSES: Final = frozenset({"success", "error", "blocked"})
 _AGENT_PREFIXES: Final = ("agent.name", "agent.run_id", "agent.label.")
 _INPUT_KEYS: Final = ("tracetui.input_summary", "input_summary", "input.value")
 _OUTPUT_KEYS: Final = ("tracetui.output_summary", "output_summary", "output.value")
+_BLOCKED_SUFFIXES: Final = (".blocked", "_blocked")
+_SPECIAL: Final = frozenset(
+    {
+        "hrm.layer",
+        "hrm_layer",
+        "code.function.name",
+        "code.function",
+        "tracetui.status",
+        "blocked",
+        *_INPUT_KEYS,
+        *_OUTPUT_KEYS,
+    }
+)
+"""Attribute keys that change the layer, component, status or summaries (blocked suffixes too)."""
 _ZERO_SPAN: Final = "0" * 16
 _ZERO_TRACE: Final = "0" * 32
 _HEX: Final = frozenset("0123456789abcdef")
@@ -108,7 +122,7 @@ def bytes_value(data: bytes) -> str:
 
 def _is_blocked(attributes: Mapping[str, Any]) -> bool:
     for key, value in attributes.items():
-        if (key == "blocked" or key.endswith((".blocked", "_blocked"))) and (
+        if (key == "blocked" or key.endswith(_BLOCKED_SUFFIXES)) and (
             value is True or (isinstance(value, str) and value.strip().lower() == "true")
         ):
             return True
@@ -175,12 +189,27 @@ def span_lines(
 
     Ids are lowercase hex (`parent_id` empty for a root); checked beforehand with `id_problem`.
     """
-    layer = (
-        _text(attributes.get("hrm.layer")) or _text(attributes.get("hrm_layer")) or resource.layer
-    )
-    layer = layer or "system"
-    component = span_component(attributes, scope)
-    status = span_status(attributes, status_code)
+    special = False
+    for key in attributes:
+        if key in _SPECIAL or key.endswith(_BLOCKED_SUFFIXES):
+            special = True
+            break
+    if special:
+        layer = (
+            _text(attributes.get("hrm.layer"))
+            or _text(attributes.get("hrm_layer"))
+            or resource.layer
+            or "system"
+        )
+        component = span_component(attributes, scope)
+        status = span_status(attributes, status_code)
+        input_summary = _first_text(attributes, _INPUT_KEYS)
+        output = _first_text(attributes, _OUTPUT_KEYS)
+    else:
+        layer = resource.layer or "system"
+        component = scope
+        status = "error" if status_code == STATUS_ERROR else "success"
+        input_summary = output = ""
     meta: dict[str, Any] = {"otel.trace_id": trace_id}
     meta.update(attributes)
     meta.update(resource.metadata)
@@ -215,7 +244,6 @@ def span_lines(
         meta["events"] = flujo
     if other:
         meta["otel.events"] = other
-    output = _first_text(attributes, _OUTPUT_KEYS)
     if not output and status == "error" and status_message:
         output = clip(status_message, SUMMARY_MAX)
     lines = [
@@ -227,7 +255,7 @@ def span_lines(
                 "hrm_layer": layer,
                 "operation": name,
                 "component": component,
-                "input_summary": _first_text(attributes, _INPUT_KEYS),
+                "input_summary": input_summary,
                 "output_summary": output,
                 "duration_ms": (end_ns - start_ns) / 1e6 if end_ns >= start_ns > 0 else None,
                 "status": status,

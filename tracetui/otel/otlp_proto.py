@@ -32,6 +32,9 @@ from tracetui.otel.otlp_json import Conversion, OtlpError  # noqa: E402
 
 __all__ = ["ExportTraceServiceRequest", "convert_protobuf", "parse_protobuf"]
 
+_ZERO8 = bytes(8)
+_ZERO16 = bytes(16)
+
 
 def _value(v: AnyValue) -> Any:
     which = v.WhichOneof("value")
@@ -100,12 +103,18 @@ def convert_protobuf(request: ExportTraceServiceRequest) -> Conversion:
 
 
 def _span(span: PbSpan, resource: Resource, scope: str, version: str) -> list[bytes] | str:
-    trace_id = span.trace_id.hex()
-    span_id = span.span_id.hex()
-    parent_id = span.parent_span_id.hex()
-    problem = id_problem(trace_id, span_id, parent_id)
-    if problem is not None:
-        return problem
+    raw_trace, raw_span, raw_parent = span.trace_id, span.span_id, span.parent_span_id
+    trace_id = raw_trace.hex()
+    span_id = raw_span.hex()
+    parent_id = raw_parent.hex()
+    if not (
+        len(raw_span) == 8
+        and len(raw_trace) == 16
+        and len(raw_parent) in (0, 8)
+        and raw_span != _ZERO8
+        and raw_trace != _ZERO16
+    ):
+        return id_problem(trace_id, span_id, parent_id) or "unusable ids"
     return span_lines(
         trace_id=trace_id,
         span_id=span_id,
