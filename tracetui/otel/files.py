@@ -89,7 +89,8 @@ class OtlpAwareSink(LineSink):
             rejected.extend(r)
         for issue in frame.issues:
             if issue.kind == "oversize":
-                rejected.append(Rejected(0, issue.line_no, issue.describe(), ""))
+                preview = preview_bytes(issue.head)
+                rejected.append(Rejected(0, issue.line_no, issue.describe(), preview))
             else:
                 notices.append((issue.line_no, issue.describe()))
         if not (spans or rejected or notices):
