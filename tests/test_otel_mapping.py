@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -129,7 +130,7 @@ def test_agent_correlation_and_flujo_attributes_reach_the_store_unchanged() -> N
 
 
 def test_events_are_kept_and_context_events_become_outcomes() -> None:
-    events = [
+    events: list[tuple[str, dict[str, Any]]] = [
         ("exception", {"exception.type": "ValueError"}),
         ("flujo.retry", {"attempt": 2}),
         ("context.defaulted", {"field": "user_id", "default": "anon"}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 from google.rpc.status_pb2 import Status as RpcStatus  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.json.http.trace_exporter import (
     OTLPSpanExporter as JsonSpanExporter,
 )
@@ -25,8 +28,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Status, StatusCode
-from test_otel_support import json_request, json_span, store_of
+from test_otel_support import json_request, json_span, store_of, tree_shape
 
+from tracetui.otel.otlp_proto import convert_protobuf, parse_protobuf
 from tracetui.otel.receiver import OtlpReceiver
 from tracetui.otel.source import OtlpSource, parse_otlp
 from tracetui.sources.channel import Channel
@@ -335,3 +339,77 @@ def test_missing_extra_says_how_to_install_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert 'pip install "tracetui[otel]"' in out.stdout and "aiohttp" in out.stdout
+
+
+def test_too_many_requests_at_once_get_429_with_retry_after(collected: Collected) -> None:
+    rx = OtlpReceiver("127.0.0.1", 0, collected, max_reading=1)
+    rx.start()
+    slow = socket.create_connection(("127.0.0.1", rx.port), timeout=10)
+    try:
+        body = _proto_request(b"\x05" * 8)
+        head = (
+            "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/x-protobuf\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        slow.sendall(head.encode() + body[:5])
+        deadline = time.monotonic() + 10
+        while rx._reading < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        code, headers, _ = _post(rx, _proto_request(b"\x06" * 8), "application/x-protobuf")
+        assert code == 429 and headers.get("Retry-After") == "1"
+        slow.sendall(body[5:])
+        assert slow.recv(4096).startswith(b"HTTP/1.1 200")
+        assert len(collected.wait(1)) == 1
+    finally:
+        slow.close()
+        rx.stop()
+
+
+_IDS = [bytes([0, 0, 0, 0, 0, 0, 0, i + 1]) for i in range(10)]
+
+
+@st.composite
+def _forest(draw: st.DrawFn) -> list[tuple[bytes, bytes]]:
+    n = draw(st.integers(2, len(_IDS)))
+    return [(_IDS[i], draw(st.sampled_from([b"", *_IDS[:i]])) if i else b"") for i in range(n)]
+
+
+def _pb_request(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    req = ExportTraceServiceRequest()
+    spans = req.resource_spans.add().scope_spans.add().spans
+    for sid, parent in pairs:
+        span = spans.add()
+        span.trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+        span.span_id = sid
+        span.parent_span_id = parent
+        span.name = f"op{sid[-1]}"
+        span.start_time_unix_nano = 1_700_000_000_000_000_000 + sid[-1]
+        span.end_time_unix_nano = 1_700_000_000_100_000_000
+        if sid[-1] % 3 == 0:
+            event = span.events.add()
+            event.name = "context.propagated"
+            event.time_unix_nano = 1_700_000_000_000_000_500
+    return bytes(req.SerializeToString())
+
+
+@settings(max_examples=25, deadline=None)
+@given(forest=_forest(), data=st.data())
+def test_spans_posted_in_any_order_and_batching_build_the_same_tree(
+    forest: list[tuple[bytes, bytes]], data: st.DataObject
+) -> None:
+    reference = store_of(convert_protobuf(parse_protobuf(_pb_request(forest))).lines)
+    expected = sum(1 for _ in reference.events())
+    order = data.draw(st.permutations(forest))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(order) - 1), max_size=4)))
+    bounds = zip([0, *cuts], [*cuts, len(order)], strict=True)
+    batches = [order[a:b] for a, b in bounds if order[a:b]]
+    got = Collected()
+    with OtlpReceiver("127.0.0.1", 0, got) as rx:
+        for batch in batches:
+            code, _, _ = _post(rx, _pb_request(batch), "application/x-protobuf")
+            assert code == 200
+        lines = got.wait(expected)
+    store = store_of(lines)
+    assert tree_shape(store) == tree_shape(reference)
+    assert not [t for t in store.top() if isinstance(t, str)]

@@ -174,7 +174,8 @@ def run_app(
         )
         for k in range(apps)
     ]
-    starts, dones = [], []
+    starts: list[float] = []
+    dones: list[float] = []
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
         if proc.returncode != 0:
