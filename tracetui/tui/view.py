@@ -144,7 +144,7 @@ class TreeView:
         else:
             pred = self._pred
             if matched is None:
-                matched = {span.seq for span in self.store.events() if pred(span)}
+                matched = self._match_all(pred)
             self.matched = matched
             self.context = set()
             self._keep = set(self.matched)
@@ -155,6 +155,25 @@ class TreeView:
                     self._add_context_above(found)
         self._tops_dirty = True
         self._blocks = self._all_blocks if self._pred is None else {}
+
+    def _match_all(self, pred: Callable[[Span], bool]) -> set[int]:
+        """Seqs of every resident span that matches (the common facet-only filters inline)."""
+        f = self.filter
+        events = self.store.events()
+        if self.violations_only or f.labels or f.text:
+            return {span.seq for span in events if pred(span)}
+        st, ly, ag = f.statuses, f.layers, f.agents
+        if st and not ly and not ag:
+            return {span.seq for span in events if span.status in st}
+        if ly and not st and not ag:
+            return {span.seq for span in events if span.layer in ly}
+        return {
+            span.seq
+            for span in events
+            if (not st or span.status in st)
+            and (not ly or span.layer in ly)
+            and (not ag or span.agent in ag)
+        }
 
     def predicate_for(self, flt: Filter) -> Callable[[Span], bool] | None:
         """The predicate `flt` would get with the current contract options (background passes)."""
