@@ -1,9 +1,4 @@
-"""`LiveIngest` with OTLP sources: `otlp:…` specs and OTLP-JSON files among ordinary sources.
-
-These need the few integration lines in `tracetui/sources/` (owned by the sources helper). Until
-they are in, the tests are expected to fail (strict xfail); once `parse_source("otlp")` yields an
-`otlp` source, they run as ordinary tests.
-"""
+"""`LiveIngest` with OTLP sources: `otlp:…` specs and OTLP-JSON files among ordinary sources."""
 
 from __future__ import annotations
 
@@ -17,13 +12,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from test_otel_support import json_request, json_span
 
-from tracetui.sources.live import LiveIngest, SourceError, parse_source
+from tracetui.sources.live import LiveIngest, SourceError
 from tracetui.store import TraceStore
-
-_INTEGRATED = parse_source("otlp").kind == "otlp"  # type: ignore[comparison-overlap]
-pytestmark = pytest.mark.xfail(
-    not _INTEGRATED, strict=True, reason="tracetui/sources does not route otlp specs yet"
-)
 
 
 def _spans(store: TraceStore) -> int:

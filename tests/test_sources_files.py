@@ -205,6 +205,25 @@ def test_rename_and_recreate_drains_old_file_then_follows_new(
     pump_until(ingest, lambda: len(store) == 9, what="events after rotation")
 
 
+def test_writes_to_the_renamed_file_before_a_new_one_appears_are_kept(
+    make: MakeIngest, writer: Writer, tmp_path: Path
+):
+    """logrotate without copytruncate: the app keeps writing to its open (renamed) file for a
+    while, and only later reopens the name."""
+    log = tmp_path / "app.log"
+    writer.do(open_("a", log), write("a", events("first", 2)))
+    ingest, store = make(log)
+    pump_until(ingest, lambda: len(store) == 2, what="first events")
+    writer.do(rename(log, tmp_path / "app.log.1"))
+    pump_until(ingest, lambda: state_of(ingest) == "waiting", what="waiting after the rename")
+    writer.do(write("a", events("late", 3)))
+    settle(ingest, 0.3)
+    writer.do(close("a"), open_("b", log), write("b", events("new", 2)))
+    pump_until(ingest, lambda: len(store) == 7, what="all events")
+    assert ids(store) == names("first", 2) + names("late", 3) + names("new", 2)
+    assert ingest.states()[0].dropped == 0
+
+
 def test_delete_without_recreate_keeps_events_and_waits(
     make: MakeIngest, writer: Writer, tmp_path: Path
 ):

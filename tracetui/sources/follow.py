@@ -71,7 +71,9 @@ class FileFollower(threading.Thread):
         self.poll = polling_forced(poll)
         self.recheck = min(recheck, POLL_RECHECK) if self.poll else recheck
         self.status = Status(spec.text, "file", "waiting")
-        self.sink = LineSink(spec.text, channel, self.status, stop)
+        from tracetui.otel.files import OtlpAwareSink  # lazy: tracetui.otel imports sources
+
+        self.sink: LineSink = OtlpAwareSink(spec.text, channel, self.status, stop)
         self.watcher: DirWatcher | None = None
         self._wake = threading.Event()
         self._halt = threading.Event()  # stops the watcher when this follower ends
@@ -83,6 +85,7 @@ class FileFollower(threading.Thread):
         self._head = b""
         self._guard = b""
         self._reason = ""
+        self._orphaned = False  # the name is gone but we keep reading the file we have open
 
     def wake(self) -> None:
         """Look at the file now (used by the watcher and by `stop`)."""
@@ -303,15 +306,21 @@ class FileFollower(threading.Thread):
             return False  # cannot tell (e.g. directory permissions changed): keep reading the fd
         if named is not None and (named.st_dev, named.st_ino) == self._ino:
             return False
-        self._read_to_end()  # the old file first: whatever was written before the switch
         if named is None:
-            self.sink.finish()
-            self._close()
-            self._reason = f"{self.path} was recreated"
-            msg = f"{self.path} was deleted or renamed; waiting for it to reappear"
-            self.status.set("waiting", msg)
-            self.sink.notice(msg)
-            return True
+            # Renamed (logrotate) or deleted: the app may still be writing to the file it has
+            # open, so keep reading ours until a new file takes the name.
+            if not self._orphaned:
+                self._orphaned = True
+                self._reason = f"{self.path} was recreated"
+                msg = (
+                    f"{self.path} was deleted or renamed; reading the old file until a new one "
+                    "appears"
+                )
+                self.status.set("waiting", msg)
+                self.sink.notice(msg)
+            return False
+        self._read_to_end()  # the old file first: whatever was written before the switch
+        self._orphaned = False
         self._switch()
         return True
 

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from tracetui.model import Rejected, Span
 from tracetui.sources.channel import DEFAULT_BUDGET, Batch, Channel, SourceState
@@ -30,7 +31,12 @@ from tracetui.store import Change, Notice, TraceStore
 
 __all__ = ["LiveIngest", "SourceError", "SourceSpec", "SourceState", "parse_source"]
 
-Reader = FileFollower | SocketServer | StreamReader
+if TYPE_CHECKING:
+    from tracetui.otel.source import OtlpSource
+
+    Reader = FileFollower | SocketServer | StreamReader | OtlpSource
+else:
+    Reader = FileFollower | SocketServer | StreamReader
 RejectHook = Callable[[str, Rejected], None]
 
 
@@ -85,8 +91,8 @@ class LiveIngest:
         for text in specs:
             spec = parse_source(text)
             key = (spec.kind, os.path.abspath(spec.path) if spec.path else spec.text)
-            if spec.kind == "tcp":
-                key = ("tcp", f"{spec.host}:{spec.port}" if spec.port else f"{len(seen)}")
+            if spec.kind in ("tcp", "otlp"):
+                key = (spec.kind, f"{spec.host}:{spec.port}" if spec.port else f"{len(seen)}")
             if key in seen:
                 raise SourceError(f"{text}: the same source is given twice")
             seen.add(key)
@@ -119,6 +125,10 @@ class LiveIngest:
         if spec.kind == "stdin":
             fd = sys.stdin.fileno() if stdin is None else stdin
             return StreamReader("stdin", fd, self._channel, self._stop, spec.text)
+        if spec.kind == "otlp":
+            from tracetui.otel.source import OtlpSource
+
+            return OtlpSource(spec, self._channel, self._stop)
         return SocketServer(spec, self._channel, self._stop, max_producers=max_producers)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -132,10 +142,10 @@ class LiveIngest:
         if self._started:
             return
         self._started = True
-        bound: list[SocketServer] = []
+        bound: list[SocketServer | OtlpSource] = []
         try:
             for reader in self.readers:
-                if isinstance(reader, SocketServer):
+                if not isinstance(reader, (FileFollower, StreamReader)):
                     reader.bind()
                     bound.append(reader)
         except SourceError:
@@ -157,7 +167,7 @@ class LiveIngest:
         for reader in self.readers:
             if reader.is_alive():
                 reader.join(timeout=5)
-            elif isinstance(reader, SocketServer):
+            elif not isinstance(reader, (FileFollower, StreamReader)):
                 reader.close()
         self._channel.poke()
 

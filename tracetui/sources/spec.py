@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 import msgspec
 
-Kind = Literal["file", "stdin", "unix", "tcp"]
+Kind = Literal["file", "stdin", "unix", "tcp", "otlp"]
 
 LOOPBACK_NAMES: Final = {"localhost": "127.0.0.1", "ip6-localhost": "::1"}
 
@@ -62,6 +62,11 @@ def parse_source(spec: str) -> SourceSpec:
         return SourceSpec("unix", spec, path=path)
     if spec.startswith("tcp:"):
         return _parse_tcp(spec)
+    if spec == "otlp" or spec.startswith("otlp:"):
+        from tracetui.otel.source import parse_otlp
+
+        host, port = parse_otlp(spec)
+        return SourceSpec("otlp", spec, host=host, port=port)
     return SourceSpec("file", spec, path=spec)
 
 
