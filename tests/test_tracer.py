@@ -369,6 +369,30 @@ def test_unserialisable_and_huge_values_are_coerced(tr: Tracer, tmp_path: Path) 
     assert tr.stats().dropped == 0
 
 
+def test_a_bad_string_in_a_summary_keeps_the_metadata(tr: Tracer, tmp_path: Path) -> None:
+    name = os.fsdecode(b"report-\xff.txt")  # a non-UTF-8 file name: a lone surrogate
+    with tr.agent("planner", run_id="run-42"):
+        with tr.span("mem", "read", name, name, correlation_id="req-9") as sp:
+            sp.set_output(name, namespace="files", tier="hot")
+        tr.event("mem", "write", "files.py", name, name, metadata={"key": "k"})
+    read, write = by_op(written(tr, tmp_path)).values()
+    assert read.fields()["output_summary"] == "report-\\udcff.txt"
+    assert read.component == "report-\\udcff.txt"
+    assert read.metadata()["namespace"] == "files" and read.metadata()["tier"] == "hot"
+    assert (read.agent, read.run_id, read.correlation_id) == ("planner", "run-42", "req-9")
+    assert write.metadata()["key"] == "k" and write.agent == "planner"
+
+
+def test_string_summaries_are_clipped_to_100(tr: Tracer, tmp_path: Path) -> None:
+    with tr.span("rsn", "clip", "c", "I" * 300) as sp:
+        sp.set_output("O" * 300)
+    tr.event("rsn", "ev", "c", "I" * 300, "O" * 300)
+    for span in written(tr, tmp_path):
+        fields = span.fields()
+        assert len(fields["input_summary"]) == 100 and fields["input_summary"].endswith("…")
+        assert len(fields["output_summary"]) == 100
+
+
 def test_module_tracer_is_configured_from_environment() -> None:
     assert tracer.enabled == enabled_in(os.environ)
 

@@ -190,7 +190,11 @@ class Span:
         try:
             self._op = _operation(hrm, operation)
             self.component = component
-            self.input_summary = input_data if type(input_data) is str else summary(input_data)
+            self.input_summary = (
+                input_data
+                if type(input_data) is str and len(input_data) <= SUMMARY_MAX
+                else summary(input_data)
+            )
             if metadata:
                 self._metadata = dict(metadata)
             if correlation_id is not None:
@@ -247,7 +251,9 @@ class Span:
     # -- what the traced code sets -----------------------------------------------------------
     def set_output(self, output: object, **metadata: Any) -> None:
         """The result: `output` becomes `output_summary`, keyword arguments go to metadata."""
-        self.output_summary = output if type(output) is str else summary(output)
+        self.output_summary = (
+            output if type(output) is str and len(output) <= SUMMARY_MAX else summary(output)
+        )
         if metadata:
             meta = self._metadata
             if meta is None:
@@ -584,7 +590,11 @@ class Tracer:
         if not self._enabled:
             return None
         span = Span(self, hrm, operation, component, input_data, metadata, correlation_id, baggage)
-        span.output_summary = output_data if type(output_data) is str else summary(output_data)
+        span.output_summary = (
+            output_data
+            if type(output_data) is str and len(output_data) <= SUMMARY_MAX
+            else summary(output_data)
+        )
         span.status = status
         span.__enter__()
         token = span._token

@@ -75,9 +75,12 @@ def encode(record: dict[str, Any]) -> bytes:
 
 def _encode_slow(record: dict[str, Any], first_size: int) -> bytes:
     meta = record.get("metadata")
+    # Top-level strings (summaries, component …) may hold lone surrogates too: escape them, so
+    # that one bad string does not cost the span its metadata.
+    top = {k: _valid_utf8(v) if isinstance(v, str) else v for k, v in record.items()}
     try:
         tamed = tame(meta)
-        line = orjson.dumps({**record, "metadata": tamed}, option=_OPTIONS)
+        line = orjson.dumps({**top, "metadata": tamed}, option=_OPTIONS)
     except Exception as exc:
         line = b""
         reason = f"metadata could not be serialised: {safe_repr(exc, 200)}"
@@ -87,7 +90,7 @@ def _encode_slow(record: dict[str, Any], first_size: int) -> bytes:
         return line
     stub = {
         key: (summary(value) if isinstance(value, str) else value)
-        for key, value in record.items()
+        for key, value in top.items()
         if key != "metadata"
     }
     stub["metadata"] = {"tracer_truncated": reason}
