@@ -196,7 +196,7 @@ def test_strict_exits_1_on_bad_lines_but_still_prints(trace: Path, kit: TraceKit
         (["--trace-id", "foc_1"], ISSUE_TREE),
         (["--trace-id", "rsn_2"], TREE_2),
         (["--last", "1"], TREE_2),
-        (["--last", "1", "--status", "success"], []),
+        (["--last", "1", "--status", "success"], ISSUE_TREE),  # the last tree that matches
         (["--max-events", "3"], TREE_2),
     ],
 )

@@ -619,7 +619,7 @@ def test_oversized_line_report_has_a_preview(kit: TraceKit) -> None:
     assert loaded.rejected[0][1].preview.startswith('{"trace_id":"big"')
 
 
-@pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity"])
+@pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity", 1e300, -1e300, "1e300"])
 def test_non_finite_timestamp_strings_are_schema_issues(kit: TraceKit, value: str) -> None:
     span = kit.decode_one(kit.event("t", timestamp=value))
     assert span.start is None

@@ -129,6 +129,7 @@ def test_long_summaries_are_clipped(kit: TraceKit) -> None:
         (999, "999ms"),
         (1250, "1.25s"),
         (61_000, "61.00s"),
+        (1e308, "1e+305s"),
     ],
 )
 def test_format_duration(ms: float | None, text: str) -> None:

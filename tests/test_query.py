@@ -194,8 +194,13 @@ def test_last_n_trees(store: TraceStore) -> None:
 
 
 def test_last_combines_with_filters_and_trace_id(store: TraceStore) -> None:
-    assert shown(store, Filter.make(statuses=["error"]), last=2) == ["b1"]
-    assert shown(store, Filter.make(layers=["mem"]), last=2) == []
+    assert shown(store, Filter.make(statuses=["error"]), last=2) == shown(
+        store, Filter.make(statuses=["error"])
+    )
+    # --last counts the trees the filter lets through, not the last trees of the store
+    mem = Filter.make(layers=["mem"])
+    assert shown(store, mem, last=1) == shown(store, mem) != []
+    assert shown(store, Filter.make(statuses=["error"]), last=1) == ["b1"]
     assert shown(store, last=2, trace_id="r1") == ["b1", "r1"]
     assert shown(store, last=1, trace_id="r1") == []
 

@@ -32,15 +32,24 @@ _intern = sys.intern
 _FLAT_LABEL = b'"agent.label.'
 
 
+_EARLIEST = -62_135_596_800.0  # 0001-01-01
+_LATEST = 253_402_300_799.0  # 9999-12-31: what datetime (and every view) can show
+
+
 def parse_timestamp(value: object) -> float | None:
-    """ISO 8601 (naive = local time) or epoch seconds (or milliseconds) → epoch seconds."""
+    """ISO 8601 (naive = local time) or epoch seconds (or milliseconds) → epoch seconds.
+
+    None for values no calendar can show (NaN, infinities, beyond the years 1–9999).
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         ts = float(value)
         if not math.isfinite(ts):
             return None
-        return ts / 1000.0 if ts > 1e11 else ts
+        if ts > 1e11:
+            ts /= 1000.0
+        return ts if _EARLIEST <= ts <= _LATEST else None
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value).timestamp()
@@ -257,7 +266,7 @@ def _finish_batch(spans: list[Span], raws: list[bytes], origin: int, first_line_
         comp = span.component
         span.component = intern(comp) if comp else ""
         ts = span.ts
-        if ts.__class__ is not float or ts > 1e11:
+        if ts.__class__ is not float or not 0.0 <= ts <= 1e11:
             _fix_ts(span)
         meta = span.meta
         if meta is None:

@@ -54,7 +54,9 @@ def format_duration(ms: float | None) -> str:
         return f"{ms:.1f}".removesuffix(".0") + "ms"
     if ms < 1000:
         return f"{ms:.0f}ms"
-    return f"{ms / 1000:.2f}s"
+    if ms < 1e8:
+        return f"{ms / 1000:.2f}s"
+    return f"{ms / 1000:.3g}s"  # absurd values stay short: 1e+305s
 
 
 def _text(value: Any) -> str:

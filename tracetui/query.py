@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -91,6 +91,16 @@ class Filter(msgspec.Struct, frozen=True):
         return lambda s: all(t(s) for t in tests)
 
 
+class _Summaries(msgspec.Struct):
+    """Only the summaries of a line (the decoder skips everything else)."""
+
+    i: Any = msgspec.field(default=None, name="input_summary")
+    o: Any = msgspec.field(default=None, name="output_summary")
+
+
+_decode_summaries = msgspec.json.Decoder(_Summaries).decode
+
+
 def text_matcher(text: str, regex: bool = False) -> Callable[[Span], bool]:
     """Case-insensitive search in operation, component and summaries.
 
@@ -124,8 +134,11 @@ def text_matcher(text: str, regex: bool = False) -> Callable[[Span], bool]:
             and prefilter not in raw.lower()
         ):
             return False
-        fields = span.fields()
-        return any(isinstance(fields.get(k), str) and found(fields[k]) for k in TEXT_FIELDS[2:])
+        try:
+            summaries = _decode_summaries(raw)
+        except msgspec.DecodeError:
+            return False
+        return any(isinstance(v, str) and found(v) for v in (summaries.i, summaries.o))
 
     return match
 
@@ -163,10 +176,10 @@ def select(
         store: the store to read.
         flt: the filter.
         trace_id: limit to the tree of this span: its ancestors and descendants.
-        last: limit to the last N top-level trees.
+        last: limit to the last N top-level trees (of those the filter lets through).
     """
     tops = list(store.top())
-    if last is not None:
+    if last is not None and flt.empty:
         tops = tops[-last:] if last > 0 else []
     scoped: list[Span] | None = None
     if trace_id is not None:
@@ -183,7 +196,7 @@ def select(
         wanted = {_top_key(store.top_of(t)) for t in targets}
         tops = [t for t in tops if _top_key(t) in wanted]
         scoped = list(scope.values())
-    elif last is not None:
+    elif last is not None and flt.empty:
         scoped = [n for t in tops for _, n in store.subtree(t) if isinstance(n, Span)]
     if flt.empty and scoped is None:
         return Selection(top=tops, matched=None, context=set())
@@ -206,6 +219,8 @@ def select(
             context.add(parent.seq)
             cur = parent
     top = [t for t in tops if _top_key(t) in keys]
+    if last is not None and not flt.empty:
+        top = top[-last:] if last > 0 else []  # the last N trees that match, not the last N trees
     return Selection(top=top, matched=matched, context=context)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from operator import attrgetter
 from typing import Final
@@ -421,6 +421,14 @@ class TraceStore:
     def top(self) -> Iterator[TopEntry]:
         """Top-level entries in the order their trees first appeared."""
         return (e for e in self._top if e is not None)
+
+    @property
+    def top_positions(self) -> Mapping[int | str, int]:
+        """Top-level key (a root span's seq, or a placeholder's id) → its slot position.
+
+        Positions follow the order of `top()`; compaction renumbers them but keeps the order.
+        """
+        return self._top_pos
 
     def top_count(self) -> int:
         """How many top-level entries there are."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Protocol
 
 from tracetui.model import Span
@@ -292,7 +292,7 @@ class TreeView:
         to a full recompute on `rebuild()`.
         """
         store = self.store
-        positions: dict[Any, int] | None = getattr(store, "_top_pos", None)
+        positions: Mapping[Any, int] | None = getattr(store, "top_positions", None)
         if positions is None:
             self._tops_dirty = True
             for span in change.new:
@@ -381,7 +381,7 @@ class TreeView:
 
     def _fits(self, i: int, position: int) -> bool:
         """Whether a store slot position belongs at index i of the visible tops (order kept)."""
-        positions: dict[Any, int] = getattr(self.store, "_top_pos", {})
+        positions: Mapping[Any, int] = self.store.top_positions
         tops = self._tops
         for j in range(i - 1, -1, -1):
             before = tops[j]
