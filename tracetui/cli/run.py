@@ -49,6 +49,10 @@ class _Stop:
         self.requested = True
 
 
+DEMO_CONTRACTS: tuple[str, ...] = ("dopejar", "baggage", "correlation", "context")
+"""What `tracetui demo` checks by default: every preset whose rules the demo breaks on purpose."""
+
+
 def demo_script() -> Path:
     """The demo app: `tracetui/demo/assistant.py` in a wheel, `demo/assistant.py` in a checkout."""
     package = Path(tracetui.__file__).resolve().parent
@@ -473,10 +477,12 @@ def demo(
     requests: int,
     seed: int | None,
 ) -> None:
-    """Watch the demo: a simulated assistant on the four HRMs, with agents, errors, blocked
+    """Watch the demo: a simulated assistant on the HRM layers, with agents, errors, blocked
     gates and one of each contract violation in every 50 requests.
 
-    Same as `tracetui run -- python demo/assistant.py`; stop it with q (monitor) or Ctrl-C.
+    Same as `tracetui run -- python demo/assistant.py` with the contracts the demo breaks
+    (dopejar, baggage, correlation, context) unless --contract says otherwise; stop it with q
+    (monitor) or Ctrl-C.
     """
     argv = [sys.executable, str(demo_script()), "--rate", f"{rate:g}"]
     if duration:
@@ -493,7 +499,7 @@ def demo(
         fmt=fmt,
         match=None if flt.empty else flt.predicate(),
         theme=theme,
-        contracts=contracts,
+        contracts=contracts or DEMO_CONTRACTS,
         no_contracts=no_contracts,
         name="the demo",
     )
