@@ -172,6 +172,21 @@ def test_contracts_see_context_outcomes_and_flujo_events() -> None:
     assert ("span.unknown_event", ROOT) in found
 
 
+def test_default_contract_accepts_otel_span_ids_but_not_other_odd_ids() -> None:
+    from tracetui.decode import LineDecoder
+
+    events = [("context.failed", {"field": "tenant"})]
+    lines = _lines(json_request([json_span(ROOT, events=events), json_span(CHILD, parent=ROOT)]))
+    lines.append(b'{"trace_id":"0123456789abcdef","hrm_layer":"system","operation":"x"}\n')
+    store = TraceStore()
+    checker = Checker(load_contracts(["dopejar"]))
+    spans, rejected = LineDecoder().decode([x.rstrip(b"\n") for x in lines], 1, store.origin("o"))
+    checker.observe(store, store.ingest(spans, rejected))
+    checker.finish(store)
+    shape = {f.trace_id for f in checker.all() if f.rule == "schema.trace_id_shape"}
+    assert shape == {"0123456789abcdef"}  # no otel.trace_id: judged like any other line
+
+
 def test_bad_ids_are_rejected_with_reasons_and_the_rest_kept() -> None:
     body = json_request(
         [

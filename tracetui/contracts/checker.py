@@ -42,6 +42,7 @@ from tracetui.model import CYCLE, DUPLICATE, LAYER_SHORT, SCHEMA, Span, normaliz
 from tracetui.store import Change, TraceStore
 
 _ID_SHAPE: Final = re.compile(r"([A-Za-z]+)_(\d+)_([0-9a-fA-F]+)")
+_OTEL_ID = re.compile(r"[0-9a-f]{16}(?:\.ctx\d+)?")
 _ID_BY_LAYER: Final = {
     layer: re.compile(rf"{short}_\d+_[0-9a-fA-F]+") for layer, short in LAYER_SHORT.items()
 }
@@ -723,6 +724,8 @@ class Checker:
             return
         m = _ID_SHAPE.fullmatch(tid)
         if m is None:
+            if _OTEL_ID.fullmatch(tid) and b'"otel.trace_id"' in span.raw:
+                return  # an OpenTelemetry span id (16 hex digits), not the emitter's shape
             if "schema.trace_id_shape" in self._sev:
                 out.append(
                     self._finding(
