@@ -82,6 +82,11 @@ def make_filter(
     return Filter.make(layers, statuses, agents, labels, text, regex)
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 event`, `2 events`, `1,000 events`."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 class UnreadableFile(click.ClickException):
     """A file named on the command line cannot be read: a usage error, exit status 2."""
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 import click
 
 import tracetui
-from tracetui.cli.common import BadLineReport, filter_options, make_filter, write_out
+from tracetui.cli.common import BadLineReport, filter_options, make_filter, plural, write_out
 from tracetui.formatting import console_line
 from tracetui.model import Span
 from tracetui.store import Change, TraceStore
@@ -220,7 +220,8 @@ def stream(
     dropped = sum(s.dropped for s in states)
     shown = f" ({printer.shown:,} shown)" if match is not None else ""
     click.echo(
-        f"tracetui: {events:,} events{shown}, {report.count:,} bad lines, {dropped:,} dropped",
+        f"tracetui: {plural(events, 'event')}{shown}, {plural(report.count, 'bad line')}, "
+        f"{dropped:,} dropped",
         err=True,
     )
     assert code is not None

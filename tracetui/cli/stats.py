@@ -7,7 +7,13 @@ from collections.abc import Iterator
 import click
 import msgspec
 
-from tracetui.cli.common import BadLineReport, common_load_options, load_or_fail, write_out
+from tracetui.cli.common import (
+    BadLineReport,
+    common_load_options,
+    load_or_fail,
+    plural,
+    write_out,
+)
 from tracetui.formatting import clip, format_duration
 from tracetui.model import layer_short
 from tracetui.stats import Stats, compute
@@ -46,7 +52,7 @@ def stats(
 
 def stats_text(result: Stats) -> Iterator[str]:
     """The stats as an aligned console table."""
-    yield f"{result.events:,} events"
+    yield plural(result.events, "event")
     yield ""
     yield (
         f"{'layer':<12}{'ops':>9}{'avg':>10}{'p50':>10}{'p95':>10}{'max':>10}"

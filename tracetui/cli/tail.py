@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from tracetui.cli.common import BadLineReport, filter_options, make_filter, write_out
+from tracetui.cli.common import BadLineReport, filter_options, make_filter, plural, write_out
 from tracetui.formatting import console_line
 from tracetui.model import Span
 from tracetui.sources.live import LiveIngest, SourceError, SourceState
@@ -190,19 +190,15 @@ def _summary(ingest: LiveIngest, printer: _Printer, report: BadLineReport) -> bo
     events = sum(s.lines - s.rejected for s in states)
     dropped = sum(s.dropped for s in states)
     rotations = sum(s.rotations for s in states)
-    parts = [_count(events, "event")]
+    parts = [plural(events, "event")]
     if printer.match is not None:
         parts[0] += f" ({printer.shown:,} shown)"
-    parts.append(_count(report.count, "bad line"))
+    parts.append(plural(report.count, "bad line"))
     parts.append(f"{dropped:,} dropped")
-    parts.append(_count(rotations, "rotation"))
+    parts.append(plural(rotations, "rotation"))
     refused = sum(s.refused for s in states)
     if refused:
-        parts.append(_count(refused, "connection") + " refused")
+        parts.append(plural(refused, "connection") + " refused")
     click.echo("tracetui: " + ", ".join(parts), err=True)
     sys.stderr.flush()
     return failed
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
