@@ -8,14 +8,13 @@ receiver down, which then answers 503 + Retry-After until the consumer catches u
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections import OrderedDict
 from typing import Final
 
 from tracetui.sources.channel import Channel, Status
 from tracetui.sources.sink import LineSink
-from tracetui.sources.spec import LOOPBACK_NAMES, SourceError, SourceSpec
+from tracetui.sources.spec import SourceError, SourceSpec, loopback_address
 
 __all__ = ["DEFAULT_PORT", "OtlpSource", "parse_otlp"]
 
@@ -32,34 +31,13 @@ def parse_otlp(spec: str) -> tuple[str, int]:
     rest = spec[len("otlp:") :] if spec.startswith("otlp:") else ""
     if spec != "otlp" and not spec.startswith("otlp:"):
         raise SourceError(f"{spec}: expected otlp, otlp:PORT or otlp:127.0.0.1:PORT")
-    if not rest:
-        host, port_text = "127.0.0.1", str(DEFAULT_PORT)
-    elif rest.startswith("["):
-        host, sep, port_text = rest[1:].partition("]:")
-        if not sep:
-            raise SourceError(f"{spec}: expected otlp:[::1]:PORT")
-    elif ":" in rest:
-        host, _, port_text = rest.rpartition(":")
-    else:
-        host, port_text = "127.0.0.1", rest
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise SourceError(f"{spec}: {port_text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise SourceError(f"{spec}: port {port} is out of range (0–65535)")
-    host = LOOPBACK_NAMES.get(host.lower(), host)
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        raise SourceError(f"{spec}: {host!r} is not an IP address") from None
-    if not addr.is_loopback:
-        raise SourceError(
-            f"{spec}: refusing to listen on {host}, which is not a loopback address. The OTLP "
-            "receiver has no authentication: run an OpenTelemetry Collector next to tracetui, "
-            "or an SSH tunnel, to bring remote traces in"
-        )
-    return str(addr), port
+    return loopback_address(
+        spec,
+        rest or str(DEFAULT_PORT),
+        "otlp",
+        "The OTLP receiver has no authentication: run an OpenTelemetry Collector next to "
+        "tracetui, or an SSH tunnel, to bring remote traces in",
+    )
 
 
 class OtlpSource(threading.Thread):

@@ -71,11 +71,27 @@ def parse_source(spec: str) -> SourceSpec:
 
 
 def _parse_tcp(spec: str) -> SourceSpec:
-    rest = spec[len("tcp:") :]
+    host, port = loopback_address(
+        spec,
+        spec[len("tcp:") :],
+        "tcp",
+        "tracetui has no authentication, so it only listens on 127.0.0.1 or [::1] (use an SSH "
+        "tunnel to watch a remote app)",
+    )
+    return SourceSpec("tcp", spec, host=host, port=port)
+
+
+def loopback_address(spec: str, rest: str, scheme: str, why_local: str) -> tuple[str, int]:
+    """(host, port) from the `PORT`, `HOST:PORT` or `[HOST]:PORT` after `scheme:`, loopback only.
+
+    Raises:
+        SourceError: a bad port, a host that is not an IP address, or one that is not loopback
+            (`why_local` says why, in the message).
+    """
     if rest.startswith("["):
         host, sep, port_text = rest[1:].partition("]:")
         if not sep:
-            raise SourceError(f"{spec}: expected tcp:[::1]:PORT")
+            raise SourceError(f"{spec}: expected {scheme}:[::1]:PORT")
     elif ":" in rest:
         host, _, port_text = rest.rpartition(":")
     else:
@@ -91,13 +107,11 @@ def _parse_tcp(spec: str) -> SourceSpec:
         addr = ipaddress.ip_address(host)
     except ValueError:
         raise SourceError(
-            f"{spec}: {host!r} is not an IP address; use tcp:PORT, tcp:127.0.0.1:PORT "
-            "or tcp:[::1]:PORT"
+            f"{spec}: {host!r} is not an IP address; use {scheme}:PORT, {scheme}:127.0.0.1:PORT "
+            f"or {scheme}:[::1]:PORT"
         ) from None
     if not addr.is_loopback:
         raise SourceError(
-            f"{spec}: refusing to listen on {host}, which is not a loopback address. tracetui has "
-            "no authentication, so it only listens on 127.0.0.1 or [::1] (use an SSH tunnel "
-            "to watch a remote app)"
+            f"{spec}: refusing to listen on {host}, which is not a loopback address. {why_local}"
         )
-    return SourceSpec("tcp", spec, host=str(addr), port=port)
+    return str(addr), port
