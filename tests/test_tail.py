@@ -264,3 +264,27 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     )
     assert len(proc.stdout.splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_a_second_ctrl_c_stops_tail_even_while_its_output_is_blocked(tmp_path: Path) -> None:
+    log = tmp_path / "big.jsonl"
+    log.write_bytes(events("e", 20_000))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracetui", "tail", "-f", str(log)],
+        stdout=subprocess.PIPE,  # never read: like a pager that is paused
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(3)  # long enough to fill the pipe and block in write
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -80,6 +82,34 @@ def make_filter(
         except re.error as exc:
             raise click.BadParameter(f"{text!r}: {exc}", param_hint="--grep") from None
     return Filter.make(layers, statuses, agents, labels, text, regex)
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM, so a streaming loop can finish its batch, flush and exit.
+
+    A second signal does not wait for the loop (which may be stuck writing to a paused pager):
+    it raises KeyboardInterrupt at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Catch SIGINT and SIGTERM for the duration; the previous handlers come back after."""
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def plural(n: int, noun: str) -> str:

@@ -21,13 +21,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import click
 
 import tracetui
-from tracetui.cli.common import BadLineReport, filter_options, make_filter, plural, write_out
+from tracetui.cli.common import (
+    BadLineReport,
+    filter_options,
+    make_filter,
+    plural,
+    stop_on_signals,
+    write_out,
+)
 from tracetui.formatting import console_line
 from tracetui.model import Span
 from tracetui.store import Change, TraceStore
@@ -37,16 +43,6 @@ TICK = 0.1
 SETTLE = 2.0
 """After CMD exits: longest wait for its connections to close, so its last events are shown."""
 DRAIN_BATCH = 20_000
-
-
-class _Stop:
-    """Set by SIGINT/SIGTERM: the loop stops CMD, shows what arrived and exits."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
 
 
 DEMO_CONTRACTS: tuple[str, ...] = ("dopejar", "baggage", "correlation", "context")
@@ -189,27 +185,24 @@ def stream(
     except SourceError as exc:
         raise click.ClickException(exc.message) from None
     printer = _Printer(fmt, match)
-    stop = _Stop()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     child: Child | None = None
     code: int | None = None
-    try:
-        child = _start(argv, socket_path, None, sys.stderr.fileno(), None)
-        while not stop.requested:
-            ingest.wait(TICK)
-            printer.show(ingest.drain(DRAIN_BATCH))
-            code = child.poll()
-            if code is not None:
-                break
-        if code is None:
-            code = child.stop(grace)
-        _settle(ingest, printer)
-    finally:
-        if child is not None and code is None:
-            code = child.stop(grace)
-        ingest.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signals() as stop:
+        try:
+            child = _start(argv, socket_path, None, sys.stderr.fileno(), None)
+            while not stop.requested:
+                ingest.wait(TICK)
+                printer.show(ingest.drain(DRAIN_BATCH))
+                code = child.poll()
+                if code is not None:
+                    break
+            if code is None:
+                code = child.stop(grace)
+            _settle(ingest, printer)
+        finally:
+            if child is not None and code is None:
+                code = child.stop(grace)
+            ingest.stop()
     while True:
         change = ingest.drain(DRAIN_BATCH)
         if not (change.new or change.rejected):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Iterator
-from types import FrameType
 
 import click
 
-from tracetui.cli.common import BadLineReport, filter_options, make_filter, plural, write_out
+from tracetui.cli.common import (
+    BadLineReport,
+    filter_options,
+    make_filter,
+    plural,
+    stop_on_signals,
+    write_out,
+)
 from tracetui.formatting import console_line
 from tracetui.model import Span
 from tracetui.sources.live import LiveIngest, SourceError, SourceState
@@ -19,16 +24,6 @@ TICK = 0.2
 """Seconds between checks for a stop request while nothing arrives."""
 DRAIN_BATCH = 20_000
 """Spans ingested and printed per output flush."""
-
-
-class _Stop:
-    """Set by SIGINT/SIGTERM; the loop finishes its batch, flushes and exits 0."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
 
 
 @click.command()
@@ -103,25 +98,22 @@ def tail(
         )
     except SourceError as exc:
         raise click.UsageError(exc.message) from None
-    stop = _Stop()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     printer = _Printer(store, fmt, match)
-    try:
+    with stop_on_signals() as stop:
         try:
-            ingest.start()
-        except SourceError as exc:
-            raise click.UsageError(exc.message) from None
-        for state in ingest.states():
-            if state.address:
-                click.echo(f"tracetui: {state.origin}: listening on {state.address}", err=True)
-        while not stop.requested and not ingest.done:
-            ingest.wait(TICK)
-            printer.show(ingest.drain(DRAIN_BATCH))
-            printer.waiting(ingest.states())
-    finally:
-        ingest.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            try:
+                ingest.start()
+            except SourceError as exc:
+                raise click.UsageError(exc.message) from None
+            for state in ingest.states():
+                if state.address:
+                    click.echo(f"tracetui: {state.origin}: listening on {state.address}", err=True)
+            while not stop.requested and not ingest.done:
+                ingest.wait(TICK)
+                printer.show(ingest.drain(DRAIN_BATCH))
+                printer.waiting(ingest.states())
+        finally:
+            ingest.stop()
     while True:
         change = ingest.drain(DRAIN_BATCH)
         if not (change.new or change.rejected):
