@@ -288,3 +288,11 @@ def test_a_second_ctrl_c_stops_tail_even_while_its_output_is_blocked(tmp_path: P
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_last_n_counts_events_not_blank_lines(tmp_path: Path) -> None:
+    log = tmp_path / "b.jsonl"
+    log.write_bytes(events("b", 5) + b"\n\n  \n")
+    args = [sys.executable, "-m", "tracetui", "tail", "--format", "json", "--last", "2", str(log)]
+    out = subprocess.run(args, capture_output=True, timeout=DEADLINE)
+    assert [json.loads(x)["trace_id"] for x in out.stdout.splitlines()] == ["b3", "b4"]

@@ -201,6 +201,8 @@ class FileFollower(threading.Thread):
     def _start_offset(self, fd: int, size: int) -> int:
         """Where `--from-end` (after the last complete line) or `--last N` starts reading."""
         want = 0 if self.last is None else self.last
+        if want:
+            return _start_of_last_lines(fd, size, want)
         pos = size
         tail = os.pread(fd, 1, size - 1)
         need = want + (1 if tail == b"\n" else 0)
@@ -403,3 +405,27 @@ def _is_stream(path: str) -> bool:
     except OSError:
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _start_of_last_lines(fd: int, size: int, want: int) -> int:
+    """Where the last `want` non-blank lines of a file start (blank lines are not events)."""
+    pos = size
+    found = 0
+    carry = False  # the line that continues into the block read before has content
+    while pos > 0:
+        block_start = max(0, pos - (1 << 16))
+        block = os.pread(fd, pos - block_start, block_start)
+        end = len(block)
+        while True:
+            nl = block.rfind(b"\n", 0, end)
+            if nl < 0:
+                carry = carry or bool(block[:end].strip())
+                break
+            if carry or block[nl + 1 : end].strip():
+                found += 1
+                if found == want:
+                    return block_start + nl + 1
+            carry = False
+            end = nl
+        pos = block_start
+    return 0
