@@ -240,3 +240,8 @@ def test_a_lines_own_tracetui_key_cannot_fake_annotations(kit: TraceKit) -> None
     store = kit.store_of([b'{"trace_id":"a","parent_id":null,"_tracetui":{"duplicate":true}}'])
     [node] = kit.json(store)
     assert not node.get("_tracetui", {}).get("duplicate")
+
+
+def test_a_span_without_operation_is_named_by_its_id(kit: TraceKit) -> None:
+    store = kit.store_of([b'{"trace_id":"b3","status":"error"}'])
+    assert kit.text(store) == ["[?] b3 ✗ error"]

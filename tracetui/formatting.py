@@ -118,7 +118,8 @@ def describe(span: Span, store: TraceStore | None = None) -> Label:
 def console_line(span: Span, store: TraceStore | None = None, *, context: bool = False) -> str:
     """`[alt] transition: L3→L2 → success (5ms) [saved 45 tokens]` for one span."""
     label = describe(span, store)
-    out = [f"[{label.tag}] {label.operation}"]
+    # A span without an operation is named by its id, so the line still says which span it is.
+    out = [f"[{label.tag}] {label.operation or clip(span.trace_id, 60)}"]
     if label.input:
         out.append(f": {label.input}")
     if label.output:
