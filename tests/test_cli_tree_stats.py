@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import TraceKit
+from core_kit import TraceKit
 
 from tracetui import __version__
 from tracetui.cli import main

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import TraceKit
+from core_kit import TraceKit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

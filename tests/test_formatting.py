@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import TraceKit
+from core_kit import TraceKit
 
 from tracetui.formatting import console_line, describe, format_duration
 from tracetui.sanitize import preview_bytes, sanitize

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import TraceKit
+from core_kit import TraceKit
 
 from tracetui.query import Filter
 from tracetui.store import TraceStore

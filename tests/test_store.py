@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import TraceKit, recursion_limit
+from core_kit import TraceKit, recursion_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

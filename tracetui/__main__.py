@@ -1,6 +1,6 @@
 """`python -m tracetui`."""
 
-from tracetui.cli import main
+from tracetui.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from tracetui import __version__
@@ -17,18 +20,43 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    from tracetui.cli import monitor, snapshot, stats, tree
+def entry() -> None:
+    """The console script and `python -m tracetui`: `main`, then a quick exit after one-shot
+    commands (see `common.skip_teardown`)."""
+    try:
+        main()
+    except SystemExit as exc:
+        from tracetui.cli import common
 
-    main.add_command(tree.tree)
-    main.add_command(stats.stats)
-    main.add_command(monitor.monitor)
-    main.add_command(snapshot.snapshot)
-    main.add_command(__import__("tracetui.cli.tail", fromlist=["tail"]).tail)
-    main.add_command(__import__("tracetui.cli.check", fromlist=["check"]).check)
-    main.add_command(__import__("tracetui.cli.diff", fromlist=["diff"]).diff)
-    main.add_command(__import__("tracetui.cli.run", fromlist=["run"]).run)
-    main.add_command(__import__("tracetui.cli.run", fromlist=["demo"]).demo)
+        if not common.skip_teardown:
+            raise
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:
+            pass
+        os._exit(code or 0)
+
+
+def _register() -> None:
+    from tracetui.cli.monitor import monitor
+
+    main.add_command(monitor)
+    for name, target in {
+        "tree": "tracetui.cli.tree:tree",
+        "stats": "tracetui.cli.stats:stats",
+        "tail": "tracetui.cli.tail:tail",
+        "check": "tracetui.cli.check:check",
+        "diff": "tracetui.cli.diff:diff",
+        "run": "tracetui.cli.run:run",
+        "demo": "tracetui.cli.run:demo",
+        "snapshot": "tracetui.cli.snapshot:snapshot",
+    }.items():
+        main.add_lazy(name, target)
 
 
 _register()

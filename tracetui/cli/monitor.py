@@ -8,6 +8,7 @@ to `monitor`. Textual is only imported when the monitor actually starts.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -92,12 +93,30 @@ class MonitorGroup(click.Group):
         kwargs.setdefault("invoke_without_command", True)
         super().__init__(*args, **kwargs)
         self.params.extend(_options(stash=True))
+        self.lazy: dict[str, str] = {}
+        """Subcommands imported only when used (`name` → `module:attribute`), so that a
+        command starts without importing every other one."""
+
+    def add_lazy(self, name: str, target: str) -> None:
+        """Register a subcommand by where it lives, to be imported when first needed."""
+        self.lazy[name] = target
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.pop(cmd_name, None)
+        if target is not None:
+            module, _, attr = target.partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else None
-        if name is not None and name not in self.commands and "monitor" in self.commands:
+        known = name in self.commands or name in self.lazy
+        if name is not None and not known and "monitor" in self.commands:
             return "monitor", self.commands["monitor"], args
         return super().resolve_command(ctx, args)
 
