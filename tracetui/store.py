@@ -445,7 +445,7 @@ class TraceStore:
         kids = self._children.get(key)
         if not kids:
             return []
-        if key not in self._sorted:
+        if len(kids) > 1 and key not in self._sorted:
             kids.sort(key=_sort_key)
             self._sorted.add(key)
         return kids
