@@ -221,17 +221,18 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                     yield item
                     continue
                 pid = item.parent_id
-                if item.flags or item.seq in context or (pid is not None and pid not in by_id):
+                raw = item.raw
+                if raw[-1:] != b"}":
+                    raw = raw.rstrip()
+                if item.flags or (pid is not None and pid not in by_id):
                     notes = _annotations(item, store, selection)
-                else:
-                    notes = {}
-                raw = item.raw.rstrip()
+                    opening = b',"_tracetui":' + encode(notes) + _CHILDREN if notes else _CHILDREN
+                else:  # the common case: nothing to say but maybe "context"
+                    notes = _CONTEXT if item.seq in context else {}
+                    opening = _CONTEXT_CHILDREN if notes else _CHILDREN
                 if pid is not None and not item.flags & SCHEMA and _plain(raw):
                     # Fast path: the original bytes untouched, then our notes and children.
-                    if notes:
-                        yield raw[:-1] + b',"_tracetui":' + encode(notes) + b',"children":['
-                    else:
-                        yield raw[:-1] + b',"children":['
+                    yield raw[:-1] + opening
                 else:
                     yield _node_json(item, notes)
                 kids = children(item)
@@ -243,6 +244,11 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
                     if i > 0:
                         stack.append(b",")
     yield b"]"
+
+
+_CHILDREN: Final = b',"children":['
+_CONTEXT: Final = {"context": True}
+_CONTEXT_CHILDREN: Final = b',"_tracetui":{"context":true},"children":['
 
 
 def _plain(raw: bytes) -> bool:

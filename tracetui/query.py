@@ -143,6 +143,25 @@ def text_matcher(text: str, regex: bool = False) -> Callable[[Span], bool]:
     return match
 
 
+def matching_seqs(flt: Filter, spans: Iterable[Span]) -> set[int]:
+    """Seqs of the spans that match `flt` (facet-only filters without a call per span)."""
+    st, ly, ag = flt.statuses, flt.layers, flt.agents
+    if flt.labels or flt.text:
+        pred = flt.predicate()
+        return {span.seq for span in spans if pred(span)}
+    if st and not ly and not ag:
+        return {span.seq for span in spans if span.status in st}
+    if ly and not st and not ag:
+        return {span.seq for span in spans if span.layer in ly}
+    return {
+        span.seq
+        for span in spans
+        if (not st or span.status in st)
+        and (not ly or span.layer in ly)
+        and (not ag or span.agent in ag)
+    }
+
+
 class Selection(msgspec.Struct):
     """What a view shows: top entries in order, and which spans match (None = all)."""
 
@@ -201,8 +220,7 @@ def select(
     if flt.empty and scoped is None:
         return Selection(top=tops, matched=None, context=set())
     candidates: Iterable[Span] = scoped if scoped is not None else store.events()
-    pred = flt.predicate()
-    matched = {s.seq for s in candidates if pred(s)}
+    matched = matching_seqs(flt, candidates)
     context: set[int] = set()
     keys: set[int | str] = set()
     for seq in matched:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Protocol
 
 from tracetui.model import Span
-from tracetui.query import Filter, Selection
+from tracetui.query import Filter, Selection, matching_seqs
 from tracetui.store import Change, TopEntry, TraceStore
 
 NodeKey = int | str | tuple[str, ...]
@@ -158,22 +158,10 @@ class TreeView:
 
     def _match_all(self, pred: Callable[[Span], bool]) -> set[int]:
         """Seqs of every resident span that matches (the common facet-only filters inline)."""
-        f = self.filter
         events = self.store.events()
-        if self.violations_only or f.labels or f.text:
+        if self.violations_only:
             return {span.seq for span in events if pred(span)}
-        st, ly, ag = f.statuses, f.layers, f.agents
-        if st and not ly and not ag:
-            return {span.seq for span in events if span.status in st}
-        if ly and not st and not ag:
-            return {span.seq for span in events if span.layer in ly}
-        return {
-            span.seq
-            for span in events
-            if (not st or span.status in st)
-            and (not ly or span.layer in ly)
-            and (not ag or span.agent in ag)
-        }
+        return matching_seqs(self.filter, events)
 
     def predicate_for(self, flt: Filter) -> Callable[[Span], bool] | None:
         """The predicate `flt` would get with the current contract options (background passes)."""
