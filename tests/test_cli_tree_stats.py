@@ -448,3 +448,15 @@ def test_hostile_strings_never_reach_the_terminal(kit: TraceKit) -> None:
         if "json" not in command:
             assert "\u202e" not in proc.stdout.decode()
             assert escaped in proc.stdout.decode()
+
+
+def test_unknown_trace_id_says_so(trace: Path) -> None:
+    result = invoke("tree", str(trace), "--trace-id", "no\x1b]0;t\x07pe")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "no span has trace_id 'no\\x1b]0;t\\x07pe'" in result.stderr
+
+
+def test_stats_of_an_empty_file(kit: TraceKit) -> None:
+    result = invoke("stats", str(kit.write("empty.jsonl", [])))
+    assert result.exit_code == 0
+    assert "status: (no events)" in result.stdout and "0 events" in result.stdout

@@ -73,8 +73,10 @@ def stats_text(result: Stats) -> Iterator[str]:
                 f"{clip(slow.operation, 60)}  {clip(slow.trace_id, 60)}"
             )
     yield ""
-    yield "status: " + ", ".join(f"{clip(k, 30)} {v:,}" for k, v in result.statuses.items())
-    yield "agents: " + ", ".join(f"{clip(k, 30)} {v:,}" for k, v in result.agents.items())
+    statuses = ", ".join(f"{clip(k, 30)} {v:,}" for k, v in result.statuses.items())
+    agents = ", ".join(f"{clip(k, 30)} {v:,}" for k, v in result.agents.items())
+    yield f"status: {statuses or '(no events)'}"
+    yield f"agents: {agents or '(no events)'}"
     yield f"bad lines: {result.bad_lines:,}"
     if result.evicted:
         yield f"evicted: {result.evicted:,}"

@@ -16,6 +16,7 @@ from tracetui.cli.common import (
 )
 from tracetui.formatting import json_forest, tree_lines
 from tracetui.query import select
+from tracetui.sanitize import sanitize
 
 
 @click.command()
@@ -60,6 +61,10 @@ def tree(
     flt = make_filter(layers, statuses, agents, labels, text, regex)
     report = BadLineReport()
     store = load_or_fail(files, report, max_events, identity=bool(agents or labels))
+    if trace_id is not None and trace_id not in store.by_id:
+        report.summary()
+        click.echo(f"tracetui: no span has trace_id '{sanitize(trace_id)}'", err=True)
+        raise SystemExit(1)
     selection = select(store, flt, trace_id=trace_id, last=last)
     if fmt == "json":
         write_out(json_forest(store, selection))
