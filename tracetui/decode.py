@@ -32,8 +32,8 @@ _intern = sys.intern
 _FLAT_LABEL = b'"agent.label.'
 
 
-_EARLIEST = -62_135_596_800.0  # 0001-01-01
-_LATEST = 253_402_300_799.0  # 9999-12-31: what datetime (and every view) can show
+_EARLIEST = -62_135_596_800.0 + 2 * 86_400  # 0001-01-03: in every time zone, after year 1
+_LATEST = 253_402_300_799.0 - 2 * 86_400  # 9999-12-29: what datetime (every view) can show
 
 
 def parse_timestamp(value: object) -> float | None:

@@ -99,7 +99,10 @@ def details_text(node: TopEntry, store: TraceStore, findings: list[Any] | None =
     raw_ts = fields.get("timestamp")
     when = ""
     if span.start is not None:
-        when = datetime.fromtimestamp(span.start).isoformat(sep=" ", timespec="milliseconds")
+        try:
+            when = datetime.fromtimestamp(span.start).isoformat(sep=" ", timespec="milliseconds")
+        except (OverflowError, OSError, ValueError):
+            when = ""  # a time this platform cannot show: the raw value still is
     b.field("timestamp", (when + "  " if when else "") + _scalar(raw_ts))
     b.field("origin", sanitize(store.where(span.origin, span.line_no)))
     if span.flags & DUPLICATE:
