@@ -13,6 +13,9 @@ from typing import Final
 
 import msgspec
 
+from tracetui.model import Rejected
+from tracetui.sanitize import preview_bytes
+
 BOM: Final = b"\xef\xbb\xbf"
 HEAD_BYTES: Final = 480
 """How much of a skipped line is kept for its preview."""
@@ -28,6 +31,10 @@ class FrameIssue(msgspec.Struct, frozen=True, gc=False):
     size: int
     head: bytes = b""
     """The first bytes of a skipped line, for an escaped preview."""
+
+    def as_rejected(self, origin: int) -> Rejected:
+        """A skipped oversized line as a rejected line, with an escaped preview of its head."""
+        return Rejected(origin, self.line_no, self.describe(), preview_bytes(self.head))
 
     def describe(self) -> str:
         """The issue in plain words."""

@@ -16,7 +16,6 @@ from typing import BinaryIO
 from tracetui.decode import LineDecoder
 from tracetui.framing import Frame, LineFramer
 from tracetui.model import Rejected
-from tracetui.sanitize import preview_bytes
 from tracetui.store import Notice, TraceStore
 
 CHUNK = 4 << 20
@@ -67,8 +66,7 @@ class StreamLoader:
         spans, rejected = self.decoder.decode(frame.lines, frame.first_line_no, self.origin)
         for issue in frame.issues:
             if issue.kind == "oversize":
-                preview = preview_bytes(issue.head)
-                rejected.append(Rejected(self.origin, issue.line_no, issue.describe(), preview))
+                rejected.append(issue.as_rejected(self.origin))
             else:
                 self.store.notices.append(Notice(self.origin, issue.line_no, issue.describe()))
         if rejected:

@@ -6,8 +6,6 @@ import threading
 
 from tracetui.decode import LineDecoder
 from tracetui.framing import Frame, LineFramer
-from tracetui.model import Rejected
-from tracetui.sanitize import preview_bytes
 from tracetui.sources.channel import Batch, Channel, Status
 
 
@@ -71,8 +69,7 @@ class LineSink:
         notices = self._notices
         for issue in frame.issues:
             if issue.kind == "oversize":
-                preview = preview_bytes(issue.head)
-                rejected.append(Rejected(0, issue.line_no, issue.describe(), preview))
+                rejected.append(issue.as_rejected(0))
             else:
                 notices.append((issue.line_no, issue.describe()))
         if not (spans or rejected or notices):
