@@ -488,3 +488,29 @@ def test_forked_child_with_nobody_listening_backs_off(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["20000", "0", "20000", "True"]
     assert out.stderr.count("nobody listens") == 1
+
+
+def test_events_reach_the_file_while_a_busy_host_keeps_emitting(tmp_path: Path) -> None:
+    """A host emitting in a tight loop must not starve the flusher: the file fills as it runs.
+
+    (Drawing ids from `os.urandom` released the GIL every 128 events, which kept CPython from
+    ever forcing a switch to the flusher: nothing was written until the loop ended.)
+    """
+    t = Tracer(environ={})
+    t.configure(enabled=True, file=str(tmp_path / "busy.jsonl"))
+    emitted = 0
+    lags: list[int] = []
+    writer = t._writer  # its counter is read without the lock `stats()` takes, not to yield
+    assert writer is not None
+    start = time.monotonic()
+    while time.monotonic() - start < 1.5:
+        with t.span("alt", "transition", "altitude.py", "L3→L2") as span:
+            span.set_output("success", i=emitted)
+        emitted += 1
+        if emitted % 5000 == 0 and time.monotonic() - start > 0.5:
+            lags.append(emitted - writer.written)
+    assert lags, "the loop emitted fewer than 5,000 events in 1.5 s"
+    assert max(lags) < emitted // 4, f"{emitted} emitted, backlog at each check: {lags}"
+    t.close()
+    spans, bad = decode((tmp_path / "busy.jsonl").read_bytes())
+    assert (len(spans), bad) == (emitted, 0)

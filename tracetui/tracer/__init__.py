@@ -29,13 +29,25 @@ import functools
 import inspect
 import itertools
 import os
+import random
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
-from tracetui.tracer._encode import SUMMARY_MAX, clip, encode, safe_repr, summary
+import orjson
+
+from tracetui.tracer._encode import (
+    MAX_LINE,
+    OPTIONS,
+    SUMMARY_MAX,
+    clip,
+    default_repr,
+    encode_slow,
+    safe_repr,
+    summary,
+)
 from tracetui.tracer._sink import MAX_QUEUE, FileOutput, Output, SinkError, SocketOutput, Writer
 
 __all__ = [
@@ -73,6 +85,7 @@ _ALIASES: Final = {**{short: long for long, short in _LAYERS.items()}, **{k: k f
 _STATUSES: Final = ("success", "error", "blocked")
 
 _now = time.time
+_dumps = orjson.dumps
 _clock = time.perf_counter_ns
 
 
@@ -113,13 +126,20 @@ def _operation(hrm: str, operation: str) -> tuple[str, str, str]:
 _hex_ids: Iterator[str] = iter(())
 
 
+_rng = random.Random()
+"""Seeded from the OS random source at import and again in a forked child. Drawing from it never
+releases the GIL, unlike `os.urandom`: a hot loop that releases and retakes the GIL every few
+hundred events starves the flusher thread (CPython only forces a switch when no thread has taken
+the GIL for a whole switch interval), and events then pile up unwritten."""
+
+
 def _random_hex() -> str:
-    """16 hex digits (64 bits) from the OS random source, taken from a pre-drawn batch."""
+    """16 hex digits (64 random bits), taken from a pre-drawn batch."""
     global _hex_ids
     try:
         return next(_hex_ids)
     except StopIteration:
-        raw = os.urandom(2048).hex()
+        raw = _rng.getrandbits(16384).to_bytes(2048, "little").hex()
         batch = [raw[i : i + 16] for i in range(0, len(raw), 16)]
         first = batch.pop()
         _hex_ids = iter(batch)
@@ -188,7 +208,7 @@ class Span:
     ) -> None:
         self._tracer = owner
         try:
-            self._op = _operation(hrm, operation)
+            self._op = _OPS.get((hrm, operation)) or _operation(hrm, operation)
             self.component = component
             self.input_summary = (
                 input_data
@@ -286,7 +306,11 @@ class Span:
         parent = _current.get()
         self._agent = _agent.get()
         now = self.start = _now()
-        self.trace_id = f"{self._op[1]}{int(now)}_{_random_hex()}"
+        try:
+            hex_id = next(_hex_ids)
+        except StopIteration:
+            hex_id = _random_hex()
+        self.trace_id = f"{self._op[1]}{int(now)}_{hex_id}"
         if parent is not None:
             self._parent = parent
             self.parent_id = parent.trace_id
@@ -674,21 +698,25 @@ class Tracer:
                 meta.setdefault("baggage", span._baggage)
             op = span._op
             status = span.status
-            line = encode(
-                {
-                    "trace_id": span.trace_id,
-                    "parent_id": span.parent_id,
-                    "timestamp": span.start,
-                    "hrm_layer": op[0],
-                    "operation": op[2],
-                    "component": span.component,
-                    "input_summary": span.input_summary,
-                    "output_summary": span.output_summary,
-                    "duration_ms": duration_ms,
-                    "status": status if type(status) is str else summary(status),
-                    "metadata": meta,
-                }
-            )
+            record = {
+                "trace_id": span.trace_id,
+                "parent_id": span.parent_id,
+                "timestamp": span.start,
+                "hrm_layer": op[0],
+                "operation": op[2],
+                "component": span.component,
+                "input_summary": span.input_summary,
+                "output_summary": span.output_summary,
+                "duration_ms": duration_ms,
+                "status": status if type(status) is str else summary(status),
+                "metadata": meta,
+            }
+            try:
+                line = _dumps(record, default=default_repr, option=OPTIONS)
+            except Exception:
+                line = b""
+            if not line or len(line) > MAX_LINE:
+                line = encode_slow(record, len(line))
             queue = writer.queue
             if len(queue) >= MAX_QUEUE:
                 writer.dropped += 1
@@ -739,6 +767,7 @@ def _close_all() -> None:
 def _after_fork_child() -> None:
     global _hex_ids
     _hex_ids = iter(())
+    _rng.seed()
     for owner in list(_TRACERS):
         owner._after_fork()
 

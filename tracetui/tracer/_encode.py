@@ -22,7 +22,7 @@ MAX_ITEMS: Final = 200
 MAX_DEPTH: Final = 16
 MAX_NODES: Final = 5000
 
-_OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
+OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
 
@@ -58,29 +58,30 @@ def _valid_utf8(text: str) -> str:
     return text
 
 
-def _default(value: object) -> str:
+def default_repr(value: object) -> str:
     return safe_repr(value)
 
 
 def encode(record: dict[str, Any]) -> bytes:
     """The record as one JSON line ending in a newline, at most `MAX_LINE` bytes."""
     try:
-        line = orjson.dumps(record, default=_default, option=_OPTIONS)
+        line = orjson.dumps(record, default=default_repr, option=OPTIONS)
     except Exception:
         line = b""
     if line and len(line) <= MAX_LINE:
         return line
-    return _encode_slow(record, len(line))
+    return encode_slow(record, len(line))
 
 
-def _encode_slow(record: dict[str, Any], first_size: int) -> bytes:
+def encode_slow(record: dict[str, Any], first_size: int) -> bytes:
+    """`record` made writable: metadata tamed, or replaced by a note when still too long."""
     meta = record.get("metadata")
     # Top-level strings (summaries, component …) may hold lone surrogates too: escape them, so
     # that one bad string does not cost the span its metadata.
     top = {k: _valid_utf8(v) if isinstance(v, str) else v for k, v in record.items()}
     try:
         tamed = tame(meta)
-        line = orjson.dumps({**top, "metadata": tamed}, option=_OPTIONS)
+        line = orjson.dumps({**top, "metadata": tamed}, option=OPTIONS)
     except Exception as exc:
         line = b""
         reason = f"metadata could not be serialised: {safe_repr(exc, 200)}"
@@ -95,10 +96,10 @@ def _encode_slow(record: dict[str, Any], first_size: int) -> bytes:
     }
     stub["metadata"] = {"tracer_truncated": reason}
     try:
-        return orjson.dumps(stub, default=_default, option=_OPTIONS)
+        return orjson.dumps(stub, default=default_repr, option=OPTIONS)
     except Exception:
         fallback = {"trace_id": summary(record.get("trace_id")), "metadata": stub["metadata"]}
-        return orjson.dumps(fallback, option=_OPTIONS)
+        return orjson.dumps(fallback, option=OPTIONS)
 
 
 def tame(value: object) -> Any:

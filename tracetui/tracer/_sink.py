@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ipaddress
+import itertools
 import os
 import select
 import socket
@@ -46,6 +47,18 @@ def _complete_lines(lines: list[bytes], nbytes: int) -> tuple[int, bool]:
         nbytes -= len(line)
         done += 1
     return done, False
+
+
+def _chunk(lines: list[bytes], start: int) -> list[bytes]:
+    """The lines from `start` that fit in `CHUNK` bytes (at least one)."""
+    batch: list[bytes] = []
+    size = 0
+    for line in itertools.islice(lines, start, None):
+        if batch and size + len(line) > CHUNK:
+            break
+        batch.append(line)
+        size += len(line)
+    return batch
 
 
 class Output:
@@ -111,13 +124,7 @@ class FileOutput(Output):
             return 0, len(lines)
         done = 0
         while done < len(lines):
-            batch: list[bytes] = []
-            size = 0
-            for line in lines[done:]:
-                if batch and size + len(line) > CHUNK:
-                    break
-                batch.append(line)
-                size += len(line)
+            batch = lines if not done and sum(map(len, lines)) <= CHUNK else _chunk(lines, done)
             data = b"".join(batch)
             lead = b"\n" if self.torn else b""
             written = self._write(lead + data) - len(lead)
@@ -358,8 +365,7 @@ class Writer:
             self.pending = []
             self.pending_bytes = 0
             popleft = queue.popleft
-            for _ in range(len(queue)):
-                lines.append(popleft())
+            lines += [popleft() for _ in range(len(queue))]
             if not lines:
                 return
             output = self.output
