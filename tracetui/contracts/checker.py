@@ -26,17 +26,18 @@ import fnmatch
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
 from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
+from msgspec import Raw
 
 from tracetui.contracts.catalog import RULES
 from tracetui.contracts.findings import Finding, FindingDelta
 from tracetui.contracts.loader import ContractSet
-from tracetui.contracts.probe import UNSET, Getter, ProbeLayout, value_of
+from tracetui.contracts.probe import UNSET, Getter, ProbeLayout, lookup, value_of
 from tracetui.contracts.spec import Requirement, SpanSpec
 from tracetui.model import CYCLE, DUPLICATE, LAYER_SHORT, SCHEMA, Span, normalize_layer
 from tracetui.store import Change, TraceStore
@@ -129,10 +130,18 @@ class Checker:
         self._batch_first = 0
         self._cache: dict[int, Any] = {}
         self._ops_cache: dict[tuple[str | None, str | None], _OpRules] = {}
+        self._ops_by_name: dict[str, _OpRules] = {}
+        """Operation rules by operation name alone, for names that do not depend on the layer."""
         self._leaked: dict[int, dict[str, str]] = {}
         """seq → denied baggage key → id of the span where it first leaked."""
         self._produced: dict[int, frozenset[str]] = {}
         self._partial: set[int] = set()
+        self._trace_owned: set[int | str] = set()
+        """Top-level keys that own whole-trace findings."""
+        self._pending: set[int] = set()
+        """Spans whose parent chain does not reach a root yet (an ancestor has not arrived)."""
+        self._waiting: set[str] = set()
+        """Ids of missing parents that pending spans hang under."""
         self._touched: dict[int | str, float | None] = {}
         """Top-level key of each trace with activity → when `tick` first saw it quiet (None: not
         yet seen by a tick). Times are the caller's clock, whatever it is."""
@@ -187,42 +196,28 @@ class Checker:
             paths.extend(span_spec.required)
         if any(spec.events is not None for spec, _ in self._spans):
             paths.append("events")
-        paths.extend(deprecated)
         paths.extend(propagate)
         if self._baggage:
             paths.append("baggage")
         if self._outcomes:
             paths.extend(_OUTCOME_KEYS)
-        if self._agent_shape:
-            paths.extend(_AGENT_KEYS)
         top: list[str] = []
         if self._check_summary:
             top.extend(("input_summary", "output_summary"))
         if any(spec.events is not None for spec, _ in self._spans):
             top.append("events")
-        self._layout = ProbeLayout(paths, top, dict_heads={p.split(".", 1)[0] for p in deprecated})
+        self._layout = ProbeLayout(paths, top, noticed=deprecated)
         get = self._get = functools.lru_cache(maxsize=None)(self._layout.getter)
-        self._need_probe = bool(paths or top)
-        self._deprecated = [(path, advice, get(path)) for path, advice in deprecated.items()]
-        leaves: dict[str, set[str]] = {}
-        for path in deprecated:
-            head, dot, rest = path.partition(".")
-            if dot:
-                leaves.setdefault(self._layout.attr[head], set()).add(rest.split(".", 1)[0])
-                leaves.setdefault(self._layout.attr[path], set())  # the flat dotted key itself
-            else:
-                leaves.setdefault(self._layout.attr[head], set())
-        # Keys that are deprecated wherever present (flat dotted keys, whole heads), read at once;
-        # heads whose inner keys are deprecated, tested without decoding.
-        whole = [attr for attr, names in leaves.items() if not names]
-        self._dep_whole = attrgetter(*(whole * 2 if len(whole) == 1 else whole)) if whole else None
-        self._dep_none = (UNSET,) * (2 if len(whole) == 1 else len(whole))
-        self._dep_heads = [(attr, frozenset(names)) for attr, names in leaves.items() if names]
+        self._need_probe = bool(paths or top or deprecated)
+        self._deprecated = list(deprecated.items())
+        self._dep_screen = self._layout.screen if deprecated else None
         self._propagate: list[tuple[str, Getter]] = [(p, get(p)) for p in propagate]
         self._bag_attr = self._layout.attr["baggage"] if self._baggage else ""
-        self._agent_heads = (
-            attrgetter(*(self._layout.attr[k] for k in _AGENT_KEYS)) if self._agent_shape else None
+        self._general_relations = bool(
+            self._propagate or self._any_requires or self._any_produces or self._outcomes
         )
+        """Relational rules beyond what `_observe_relations` screens for (structure,
+        correlation, baggage) are on: every span is judged in full."""
         self._plain_fields = schema is not None and schema.required_fields == _DEFAULT_FIELDS
         self._relational = bool(
             self._structure
@@ -301,6 +296,10 @@ class Checker:
             for top in list(store.top()):
                 if isinstance(top, str):
                     self._touched[top] = None  # judged (partially) as a whole trace below
+                    self._waiting.add(top)
+                    self._pending.update(
+                        node.seq for _, node in store.subtree(top) if isinstance(node, Span)
+                    )
                     continue
                 self._touched[top.seq] = None
                 try:
@@ -393,10 +392,13 @@ class Checker:
         for key in [k for k in self._owned if isinstance(k[1], str) and k[1] in store.by_id]:
             for f in self._owned.pop(key):
                 self._drop(f, delta)
+        self._trace_owned = {k[1] for k in self._owned if k[0] == "trace"}
         for state in (self._leaked, self._produced):
             for seq in [s for s in state if gone(s)]:
                 del state[seq]
         self._partial = {s for s in self._partial if not gone(s)}
+        self._pending = {s for s in self._pending if not gone(s)}
+        self._waiting = {w for w in self._waiting if w not in store.by_id and store.has_children(w)}
         for top in [t for t in self._touched if isinstance(t, int) and gone(t)]:
             del self._touched[top]
 
@@ -435,6 +437,8 @@ class Checker:
                 names[0], tuple(required), present, tuple(requires.items()), frozenset(produces)
             )
             self._ops_cache[key] = rules
+            if span.operation and "." in span.operation:  # the layer does not matter
+                self._ops_by_name[span.operation] = rules
         return rules
 
     # ---- the batch -----------------------------------------------------------------------------
@@ -463,56 +467,238 @@ class Checker:
                 self._flags(store, flagged, delta)
 
     def _observe_relations(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
-        """Relational rules for spans whose parent chain this batch completed."""
+        """Relational rules for spans whose parent chain this batch completed.
+
+        Each new span is resolved once, after its parent (the batch is walked from its end: an
+        emitter writes parents after their children): complete (its chain reaches a root) or
+        pending (an ancestor has not arrived). A complete span is judged at once, so parents are
+        always judged before their children; spans that were pending under a parent that has just
+        arrived are judged by a walk down from it. Nothing else is revisited.
+        """
         new = change.new
-        first, last = new[0].seq, new[-1].seq
+        first = new[0].seq
+        n = len(new)
         touched = self._touched
         for span in change.adopted:
             self._retract_trace(span.trace_id, delta)
             touched.pop(span.trace_id, None)
-        # Resolve each new span's chain (memoised): its top-level key, whether it is complete up
-        # to a root, and the highest new span on it (where a pre-order pass must start).
         by_id = store.by_id
         is_cut = store.is_cut
-        memo: dict[int, tuple[int | str, bool, Span | None]] = {}
-        starts: dict[int, Span] = {}
+        pending = self._pending
+        waiting = self._waiting
+        dead = self._dead_writes
+        state: list[int | str | None] = [None] * n
+        """Per new span: its top-level key once resolved (int: complete, the root's seq or -1
+        when no whole-trace rule needs it; str: pending under that missing parent id)."""
         tops: set[int | str] = set()
-        limit = len(store) + 1
-        for span in new:
-            path: list[Span] = []
-            node = span
-            while True:
-                hit = memo.get(node.seq)
-                if hit is not None:
-                    top, complete, highest = hit
-                    break
-                path.append(node)
-                pid = node.parent_id
-                if pid is None or is_cut(node):
-                    top, complete, highest = node.seq, True, None
-                    break
-                parent = by_id.get(pid)
-                if parent is None or len(path) > limit:
-                    top, complete, highest = pid, False, None
-                    break
-                node = parent
-            for n in reversed(path):
-                if highest is None and first <= n.seq <= last:
-                    highest = n
-                memo[n.seq] = (top, complete, highest)
-            tops.add(top)
-            if complete and highest is not None:
-                starts[highest.seq] = highest
+        memo: dict[int, int | str] = {}
+        judge = self._judge
+        was_partial = self._partial
+        general = self._general_relations
+        structure = self._structure
+        correlation = self._correlation
+        bag_attr = self._bag_attr
+        bag_cache = self._bag_cache
+        batch = self._batch
+        for i in range(n - 1, -1, -1):
+            if state[i] is not None:
+                continue
+            node = new[i]
+            pid = node.parent_id
+            parent: Span | None = None
+            chain: Sequence[Span] = (node,)
+            top: int | str
+            if pid is None or (node.flags & CYCLE and is_cut(node)):
+                top = node.seq if dead else -1
+            elif (parent := by_id.get(pid)) is None:
+                top = pid
+            elif 0 <= (j := parent.seq - first) < n:
+                known = state[j]
+                if known is None:  # the parent comes earlier in the batch and is unresolved
+                    chain, parent, top = self._resolve_up(store, node, state, first, memo)
+                else:
+                    top = known
+            elif parent.seq in pending:
+                top = self._placeholder_of(by_id, parent, memo)
+            else:
+                top = self._root_of(store, parent, memo) if dead else -1
+            for node in chain:
+                seq = node.seq
+                state[seq - first] = top
+                tid = node.trace_id
+                if top.__class__ is str:
+                    pending.add(seq)
+                    if waiting:
+                        waiting.discard(tid)
+                    waiting.add(top)
+                    tops.add(top)
+                else:
+                    if dead:
+                        tops.add(top)
+                    if general or (was_partial and seq in was_partial):
+                        judge(node, parent, delta)
+                    elif parent is not None:
+                        # Screen for the common case, where nothing can be found.
+                        suspect = False
+                        if structure:
+                            cs, ps = node.ts, parent.ts
+                            suspect = (
+                                isinstance(cs, float)
+                                and isinstance(ps, float)
+                                and cs < ps - _EPSILON
+                            )
+                        if correlation and not suspect and node.correlation_id is not None:
+                            pc = parent.correlation_id
+                            suspect = pc is not None and node.parent_correlation_id != pc
+                        if bag_attr and not suspect:
+                            raw = getattr(batch[seq - first].metadata, bag_attr)
+                            if raw is not UNSET:
+                                verdict = (
+                                    bag_cache.get(bytes(raw)) if raw.__class__ is Raw else None
+                                )
+                                if verdict is None:
+                                    verdict = self._bag(node)
+                                suspect = (
+                                    verdict is not None and not verdict[1] and bool(verdict[0])
+                                )
+                        if suspect:
+                            judge(node, parent, delta)
+                    if waiting and tid in waiting:
+                        waiting.discard(tid)
+                        if by_id.get(tid) is node:
+                            self._judge_waiting(store, node, top, state, first, delta)  # type: ignore[arg-type]
+                parent = node
         for top in tops:
             touched[top] = None
             self._retract_trace(top, delta)
-        for start in starts.values():
-            self._relational_tree(store, start, False, delta)
+
+    def _resolve_up(
+        self,
+        store: TraceStore,
+        span: Span,
+        state: list[int | str | None],
+        first: int,
+        memo: dict[int, int | str],
+    ) -> tuple[list[Span], Span | None, int | str]:
+        """Resolve `span` whose parent is new in the batch and not resolved yet.
+
+        Returns the chain of unresolved new spans from the highest down to `span`, the parent of
+        the highest, and the top-level key they all share.
+        """
+        n = len(state)
+        by_id = store.by_id
+        path: list[Span] = []
+        node = span
+        parent: Span | None
+        top: int | str
+        while True:
+            path.append(node)
+            pid = node.parent_id
+            if pid is None or (node.flags & CYCLE and store.is_cut(node)):
+                parent, top = None, node.seq
+                break
+            parent = by_id.get(pid)
+            if parent is None:
+                top = pid
+                break
+            j = parent.seq - first
+            if 0 <= j < n:
+                known = state[j]
+                if known is None and len(path) <= n:
+                    node = parent
+                    continue
+                top = known if known is not None else pid  # a loop the store did not cut
+            elif parent.seq in self._pending:
+                top = self._placeholder_of(by_id, parent, memo)
+            else:
+                top = self._root_of(store, parent, memo)
+            break
+        if isinstance(top, int) and not self._dead_writes:
+            top = -1
+        path.reverse()
+        return path, parent, top
+
+    def _placeholder_of(
+        self, by_id: dict[str, Span], span: Span, memo: dict[int, int | str]
+    ) -> str:
+        """The missing parent id above a pending span."""
+        hit = memo.get(span.seq)
+        if isinstance(hit, str):
+            return hit
+        node = span
+        budget = len(by_id) + 1
+        while budget > 0:
+            pid = node.parent_id
+            if pid is None:
+                break
+            parent = by_id.get(pid)
+            if parent is None:
+                memo[span.seq] = pid
+                return pid
+            node = parent
+            budget -= 1
+        return str(node.parent_id)  # pragma: no cover - a pending span always has one
+
+    def _root_of(self, store: TraceStore, span: Span, memo: dict[int, int | str]) -> int:
+        """The root seq above a complete span (only needed for whole-trace rules)."""
+        hit = memo.get(span.seq)
+        if isinstance(hit, int):
+            return hit
+        chain = store.ancestors(span)
+        root = (chain[-1] if chain else span).seq
+        memo[span.seq] = root
+        return root
+
+    def _judge_waiting(
+        self,
+        store: TraceStore,
+        span: Span,
+        top: int,
+        state: list[int | str | None],
+        first: int,
+        delta: FindingDelta,
+    ) -> None:
+        """`span` just completed the chain of spans pending under its id: judge them all."""
+        pending = self._pending
+        n = len(state)
+        stack: list[tuple[Span, Span]] = [
+            (kid, span) for kid in reversed(store.children(span)) if kid.seq in pending
+        ]
+        while stack:
+            node, parent = stack.pop()
+            seq = node.seq
+            pending.discard(seq)
+            if 0 <= seq - first < n:
+                state[seq - first] = top
+            self._judge(node, parent, delta)
+            kids = store.children(node)
+            if kids:
+                stack.extend([(kid, node) for kid in reversed(kids)])
+
+    def _judge(self, span: Span, parent: Span | None, delta: FindingDelta) -> None:
+        """Relational rules for one span whose whole chain is present."""
+        found = self._relations(span, parent, False)
+        seq = span.seq
+        was_partial = self._partial
+        if seq in was_partial:
+            self._replace(("rel", seq), found, delta)
+            was_partial.discard(seq)
+        elif found:
+            self._owned[("rel", seq)] = found
+            for f in found:
+                self._add(f, delta)
 
     def _retract_trace(self, top: int | str, delta: FindingDelta) -> None:
-        key = ("trace", top)
-        if key in self._owned:
-            self._replace(key, [], delta)
+        if top in self._trace_owned:
+            self._set_trace(top, [], delta)
+
+    def _set_trace(self, top: int | str, found: list[Finding], delta: FindingDelta) -> None:
+        """Replace the whole-trace findings of one top-level entry."""
+        self._replace(("trace", top), found, delta)
+        if found:
+            self._trace_owned.add(top)
+        else:
+            self._trace_owned.discard(top)
 
     def _relational_tree(
         self, store: TraceStore, root: Span, partial: bool, delta: FindingDelta
@@ -563,8 +749,8 @@ class Checker:
         limit = self._summary_max
         required = self._any_required
         ops = self._ops_cache
-        deprecated = bool(self._deprecated)
-        dep_heads, dep_whole, dep_none = self._dep_heads, self._dep_whole, self._dep_none
+        by_name = self._ops_by_name
+        dep_screen = self._dep_screen
         agent_shape = self._agent_shape
         span_rules = bool(self._spans)
         for span, probe in zip(new, probes, strict=False):
@@ -585,23 +771,19 @@ class Checker:
                 ):
                     self._summaries(span, out(span))
             if required:
-                rules = ops.get((span.operation, span.layer)) or self._op_rules(span)
+                rules = (
+                    by_name.get(span.operation)  # type: ignore[arg-type]
+                    or ops.get((span.operation, span.layer))
+                    or self._op_rules(span)
+                )
                 if rules.required and (
                     rules.present is None or UNSET in rules.present(probe.metadata)
                 ):
                     self._required_data(span, rules, out(span))
             if span_rules:
                 self._span_contracts(span, found)
-            if deprecated:
-                meta = probe.metadata
-                if dep_whole is not None and dep_whole(meta) != dep_none:
-                    self._deprecated_fields(span, found)
-                else:
-                    for attr, names in dep_heads:
-                        value = getattr(meta, attr)
-                        if value.__class__ is dict and not names.isdisjoint(value):
-                            self._deprecated_fields(span, found)
-                            break
+            if dep_screen is not None and dep_screen(probe.metadata):
+                self._deprecated_fields(span, found)
             if agent_shape and (span.agent is None or span.run_id is None):
                 self._agent_context(span, found)
         if self._check_shape:
@@ -624,9 +806,10 @@ class Checker:
         return bad
 
     def _deprecated_fields(self, span: Span, found: dict[int, list[Finding]]) -> None:
-        meta = self._probe(span).metadata
-        for path, advice, get in self._deprecated:
-            if get(meta) is not UNSET:
+        """Deprecated paths present in the span's metadata (rare: decodes the whole line)."""
+        meta = span.metadata()
+        for path, advice in self._deprecated:
+            if lookup(meta, path) is not UNSET:
                 found.setdefault(span.seq, []).append(
                     self._finding(
                         "propagation.deprecated_field",
@@ -808,9 +991,8 @@ class Checker:
                         )
 
     def _agent_context(self, span: Span, found: dict[int, list[Finding]]) -> None:
-        assert self._agent_heads is not None
-        heads = self._agent_heads(self._probe(span).metadata)
-        if all(h is UNSET for h in heads):
+        meta = span.metadata()
+        if not any(key in meta for key in _AGENT_KEYS):
             return
         if span.agent is None:
             message = "agent context has no agent name (agent/name)"
@@ -1145,7 +1327,7 @@ class Checker:
                 return
             if self._dead_writes:
                 found.extend(self._dead(store, root))
-        self._replace(("trace", top), found, delta)
+        self._set_trace(top, found, delta)
 
     def _dead(self, store: TraceStore, root: Span) -> list[Finding]:
         """Produced keys no descendant requires (post-order, iterative)."""

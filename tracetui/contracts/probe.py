@@ -1,15 +1,24 @@
 """Targeted decoding: only the parts of a line the active rules read, in one pass per batch.
 
-A contract set needs a handful of metadata keys (trace data, baggage, deprecated paths …) and maybe
-the summaries. `ProbeLayout` builds, once per contract set, a msgspec Struct type holding exactly
-those keys as `msgspec.Raw` (absent ones are `UNSET`), so a whole batch is parsed by one typed
-`decode_lines` call that neither materialises the other keys nor the values it keeps: a value is
-decoded only when a rule actually looks at it.
+A contract set needs a handful of metadata keys (trace data, baggage, propagated values …), maybe
+the summaries, and a few keys it only has to notice (deprecated fields). `ProbeLayout` builds, once
+per contract set, a msgspec Struct type holding exactly those keys, so a whole batch is parsed by
+one typed `decode_lines` call that neither materialises the other keys nor the values it keeps:
+
+- a key whose value a rule reads is kept as `msgspec.Raw` (absent: `UNSET`) and decoded only when
+  a rule actually looks at it;
+- a key a rule only has to notice inside an object (`agent_context.correlationId`) is read through
+  a small Struct of the inner keys, whose empty instance is the default, so "nothing to notice" is
+  one tuple comparison per line (`ProbeLayout.screen`). The rule then confirms on the decoded line.
+
+Every Struct lists few fields on purpose: msgspec matches each key of an object against the
+fields one by one, so a wide Struct costs time on every line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -20,6 +29,8 @@ Getter = Callable[[Any], Any]
 """Reads one metadata path from a probe's `metadata`; returns UNSET when absent."""
 
 _decode = msgspec.json.decode
+_OTHER: Final = str | int | float | bool | None | list[Any]
+"""What a noticed object key may hold instead of an object (read as nothing to notice)."""
 
 
 def lookup(obj: Any, path: str) -> Any:
@@ -44,17 +55,8 @@ def lookup(obj: Any, path: str) -> Any:
         start = dot + 1
 
 
-_HEAD: Final = dict[str, msgspec.Raw] | list[Any] | str | int | float | bool | None
-"""How a "head" key (one whose inner keys rules test, e.g. `agent`) is kept: an object becomes
-a dict of raw values, so its keys can be tested without decoding the values."""
-
-
 def value_of(raw: Any) -> Any:
-    """A kept value decoded: `Raw` parsed, a head's dict of `Raw` values parsed (UNSET stays)."""
-    if raw is UNSET:
-        return UNSET
-    if isinstance(raw, dict):
-        return {k: value_of(v) for k, v in raw.items()}
+    """A kept value decoded (`Raw` parsed; UNSET stays UNSET)."""
     if not isinstance(raw, msgspec.Raw):
         return raw
     try:
@@ -63,61 +65,122 @@ def value_of(raw: Any) -> Any:
         return UNSET
 
 
+def _prefixes(path: str) -> list[tuple[str, str]]:
+    """(head, rest) for every dot of a path: `a.b.c` → (`a`, `b.c`), (`a.b`, `c`)."""
+    out: list[tuple[str, str]] = []
+    dot = path.find(".")
+    while dot >= 0:
+        out.append((path[:dot], path[dot + 1 :]))
+        dot = path.find(".", dot + 1)
+    return out
+
+
 class ProbeLayout:
     """A Struct type with the metadata keys (and top-level fields) some rules need.
 
     Attributes:
-        probe_type: the decoded type: `metadata` (a Struct of Raw keys) plus top-level fields.
+        probe_type: the decoded type: `metadata` (a Struct) plus top-level fields.
         meta_type: the Struct type of `metadata`.
-        attr: metadata key → attribute name on `meta_type`.
+        attr: metadata key read by value → attribute name on `meta_type`.
+        screen: given a probe's `metadata`, False when none of the noticed paths can be present
+            (None when there are none); True means "maybe": confirm on the decoded line.
     """
 
     def __init__(
-        self, paths: Iterable[str], top_fields: Iterable[str], dict_heads: Iterable[str] = ()
+        self, paths: Iterable[str], top_fields: Iterable[str], noticed: Iterable[str] = ()
     ) -> None:
         keys: list[str] = []
         for path in paths:
-            for key in self._keys_for(path):
+            for key in [path, *(head for head, _ in _prefixes(path))]:
                 if key not in keys:
                     keys.append(key)
         self.attr = {key: f"k{i}" for i, key in enumerate(keys)}
-        self.dict_heads = frozenset(k for k in dict_heads if k in self.attr)
+        fields: list[tuple[str, Any, Any]] = [
+            (name, msgspec.Raw, UNSET) for name in self.attr.values()
+        ]
+        rename = {name: key for key, name in self.attr.items()}
+        # Noticed paths: a flat key, or an inner key of an object.
+        flat: list[str] = []
+        inner: dict[str, set[str]] = {}
+        for path in dict.fromkeys(noticed):
+            flat.append(path)
+            for head, rest in _prefixes(path):
+                inner.setdefault(head, set()).update((rest, rest.split(".", 1)[0]))
+        flat_attrs: list[str] = []
+        own: dict[str, str] = {}
+        whole = set(flat) | set(self.attr)  # noticed when present at all
+        for key in dict.fromkeys([*flat, *(h for h in inner if h in whole)]):
+            name = self.attr.get(key) or own.get(key)
+            if name is None:  # only noticed: a field of its own
+                name = own[key] = f"n{len(rename)}"
+                rename[name] = key
+                fields.append((name, msgspec.Raw, UNSET))
+            if name not in flat_attrs:
+                flat_attrs.append(name)
+        head_attrs: list[str] = []
+        empties: list[msgspec.Struct] = []
+        for i, (head, names) in enumerate(inner.items()):
+            if head in whole:
+                continue
+            ordered = sorted(names)
+            head_type = msgspec.defstruct(
+                f"Noticed{i}",
+                [(f"i{j}", msgspec.Raw, UNSET) for j in range(len(ordered))],
+                rename={f"i{j}": n for j, n in enumerate(ordered)},
+                frozen=True,
+                gc=False,
+            )
+            empty = head_type()
+            name = f"h{len(rename)}"
+            rename[name] = head
+            fields.append((name, head_type | _OTHER, empty))
+            head_attrs.append(name)
+            empties.append(empty)
         self.meta_type: type[msgspec.Struct] = msgspec.defstruct(
-            "MetaProbe",
-            [
-                (name, _HEAD if key in self.dict_heads else msgspec.Raw, UNSET)
-                for key, name in self.attr.items()
-            ],
-            rename={name: key for key, name in self.attr.items()},
-            gc=False,
+            "MetaProbe", fields, rename=rename, gc=False
         )
         top = list(dict.fromkeys(top_fields))
-        fields: list[tuple[str, Any, Any]] = [("metadata", self.meta_type | None, None)]
-        fields.extend((name, Any, None) for name in top)
-        self.probe_type: type[msgspec.Struct] = msgspec.defstruct("Probe", fields, gc=False)
+        probe_fields: list[tuple[str, Any, Any]] = [("metadata", self.meta_type | None, None)]
+        probe_fields.extend((name, Any, None) for name in top)
+        self.probe_type: type[msgspec.Struct] = msgspec.defstruct("Probe", probe_fields, gc=False)
         self.decoder = msgspec.json.Decoder(self.probe_type)
+        self._meta_decoder = msgspec.json.Decoder(self.meta_type)
         generic = [("metadata", Any, None), *((n, Any, None) for n in top)]
         self._generic = msgspec.json.Decoder(msgspec.defstruct("AnyProbe", generic, gc=False))
         self.empty_meta = self.meta_type()
         self.empty = self.probe_type(metadata=self.empty_meta)
+        self.screen: Callable[[Any], bool] | None = None
+        watched = flat_attrs + head_attrs
+        if watched:
+            self.screen = self._screen(watched, len(flat_attrs), tuple(empties))
 
     @staticmethod
-    def _keys_for(path: str) -> list[str]:
-        keys = [path]
-        dot = path.find(".")
-        while dot >= 0:
-            keys.append(path[:dot])
-            dot = path.find(".", dot + 1)
-        return keys
+    def _screen(
+        watched: list[str], n_flat: int, empties: tuple[msgspec.Struct, ...]
+    ) -> Callable[[Any], bool]:
+        clean = (UNSET,) * n_flat + empties
+        read = attrgetter(*watched) if len(watched) > 1 else attrgetter(watched[0], watched[0])
+        if len(watched) == 1:
+            clean = clean * 2
+        kinds = tuple(type(e) for e in empties)
+
+        def screen(meta: Any) -> bool:
+            values = read(meta)
+            if values == clean:
+                return False
+            if any(v is not UNSET for v in values[:n_flat]):
+                return True
+            return any(
+                v.__class__ is kind and v != empty
+                for v, kind, empty in zip(values[n_flat:], kinds, empties, strict=False)
+            )
+
+        return screen
 
     def getter(self, path: str) -> Getter:
         """A function reading `path` (decoded) from a probe's `metadata` (flat key first)."""
         flat = self.attr[path]
-        splits: list[tuple[str, str]] = []
-        dot = path.find(".")
-        while dot >= 0:
-            splits.append((self.attr[path[:dot]], path[dot + 1 :]))
-            dot = path.find(".", dot + 1)
+        splits = [(self.attr[head], rest) for head, rest in _prefixes(path)]
 
         def get(meta: Any) -> Any:
             value = getattr(meta, flat)
@@ -159,14 +222,6 @@ class ProbeLayout:
             probe.metadata = self.empty_meta
         return probe
 
-    def _keep(self, key: str, value: Any) -> Any:
-        encode = msgspec.json.encode
-        if key not in self.dict_heads:
-            return msgspec.Raw(encode(value))
-        if isinstance(value, dict):
-            return {str(k): msgspec.Raw(encode(v)) for k, v in value.items()}
-        return value
-
     def _lenient(self, raw: bytes) -> Any:
         try:
             loose: Any = self._generic.decode(raw)
@@ -175,10 +230,8 @@ class ProbeLayout:
         values = {f: getattr(loose, f) for f in loose.__struct_fields__ if f != "metadata"}
         meta = self.empty_meta
         if isinstance(loose.metadata, dict):
-            kept = {
-                key: self._keep(key, loose.metadata[key])
-                for key in self.attr
-                if key in loose.metadata
-            }
-            meta = self.meta_type(**{self.attr[k]: v for k, v in kept.items()})
+            try:
+                meta = self._meta_decoder.decode(msgspec.json.encode(loose.metadata))
+            except msgspec.MsgspecError:  # pragma: no cover - any object fits the type
+                meta = self.empty_meta
         return self.probe_type(metadata=meta, **values)
