@@ -13,6 +13,7 @@ from core_kit import TraceKit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tracetui.decode import LineDecoder
 from tracetui.model import DUPLICATE, SCHEMA
 
 # ---- timestamps --------------------------------------------------------------------------------
@@ -367,6 +368,26 @@ def test_internal_field_names_in_a_line_are_not_interpreted(kit: TraceKit) -> No
     assert span.agent is None
     assert span.labels == ()
     assert "fake" not in span.issues
+
+
+@pytest.mark.parametrize("identity", [True, False], ids=["identity", "no-identity"])
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "single-line"])
+def test_internal_field_names_spelled_with_escapes_are_not_interpreted(
+    identity: bool, batch: bool
+) -> None:
+    forged = (
+        b'{"trace_id":"t","\\u0040tracetui:flags":1,"@\\u0074racetui:agent":"evil",'
+        b'"\\u0040tracetui:issues":["fake"],"\\u0040tracetui:seq":7,"\\u0040tracetui:meta":{}}'
+    )
+    plain = b'{"trace_id":"p","operation":"x\\u2192y"}'
+    lines = [forged, plain] if batch else [forged]
+    spans, rejected = LineDecoder(identity).decode(lines, 1)
+    assert rejected == []
+    span = spans[0]
+    assert (span.trace_id, span.flags, span.issues, span.agent) == ("t", 0, (), None)
+    assert span.raw == forged
+    if batch:
+        assert (spans[1].operation, spans[1].flags) == ("x\u2192y", 0)
 
 
 # ---- hostile lines through a real file ---------------------------------------------------------

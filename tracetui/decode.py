@@ -317,6 +317,47 @@ def _fix_ts(span: Span) -> None:
 _INTERNAL_KEY = b'"@tracetui:'
 
 
+def _forged(span: Span, raw: bytes) -> bool:
+    """Whether the typed decoder filled a field that only tracetui sets, from a key that spells an
+    internal name with JSON escapes (`"\\u0040tracetui:flags"`), which no byte search catches."""
+    if b"\\" not in raw:
+        return False
+    return bool(
+        span.flags
+        or span.issues
+        or span.raw_bytes
+        or span.raw_ref != -1
+        or span.seq != -1
+        or span.origin
+        or span.line_no
+        or span.agent is not None
+        or span.run_id is not None
+        or span.labels
+        or span.correlation_id is not None
+        or span.parent_correlation_id is not None
+        or (span.meta is not None and span.__class__ is SpanWithoutMeta)
+    )
+
+
+def _has_internal_key(data: bytes) -> bool:
+    """Whether `data` holds `"@tracetui:` (a key spelled like our internal fields).
+
+    A substring search costs ~0.5 ns a byte; most traces have no `@` at all, which one `count`
+    (memchr speed) tells, and the few `@` of a typical batch are checked one by one.
+    """
+    ats = data.count(b"@")
+    if ats == 0:
+        return False
+    if ats > 64:
+        return _INTERNAL_KEY in data
+    at = data.find(b"@")
+    while at >= 0:
+        if data.startswith(b"tracetui:", at + 1) and data[at - 1 : at] == b'"':
+            return True
+        at = data.find(b"@", at + 1)
+    return False
+
+
 def _valid_utf8(data: bytes) -> bool:
     """JSON text is UTF-8; msgspec does not check strings it skips, so check the whole line."""
     if data.isascii():
@@ -365,13 +406,15 @@ class LineDecoder:
         """Decode a batch; blank entries are skipped (they keep line numbering positional)."""
         if len(lines) > 1 and all(lines):
             joined = b"\n".join(lines)
-            if _INTERNAL_KEY not in joined and _valid_utf8(joined):
+            if not _has_internal_key(joined) and _valid_utf8(joined):
                 try:
                     fast = self._typed.decode_lines(joined)
                 except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
                     pass
                 else:
-                    if len(fast) == len(lines):
+                    if len(fast) == len(lines) and not (
+                        b"\\" in joined and any(map(_forged, fast, lines))
+                    ):
                         _finish_batch(fast, lines, origin, first_line_no)
                         return fast, []
         spans: list[Span] = []
@@ -400,7 +443,7 @@ class LineDecoder:
             return Rejected(origin, line_no, "JSON nested too deeply", preview_bytes(raw))
         except msgspec.DecodeError as exc:
             return self._reject(raw, origin, line_no, exc)
-        if _INTERNAL_KEY in raw:
+        if _INTERNAL_KEY in raw or _forged(span, raw):
             # A key spelled like one of our internal fields must not set it: rebuild leniently.
             return self._lenient(raw, origin, line_no, "")
         return _finish(span, raw, origin, line_no)
