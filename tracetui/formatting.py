@@ -197,64 +197,92 @@ def json_forest(store: TraceStore, selection: Selection) -> Iterator[bytes]:
 
     Each node is the original event's fields plus `children`; anything tracetui has to say about a
     span (context-only, duplicate, cycle, parent missing, schema issues) sits under `_tracetui`.
+    A line that can be copied keeps its original bytes; only the others are decoded and re-encoded.
     """
     encode = msgspec.json.encode
     shown = None if selection.matched is None else selection.matched | selection.context
     context = selection.context
     by_id = store.by_id
     children = store.children
-    yield b"["
-    first_root = True
+    out: list[bytes] = [b"["]
+    append = out.append
+    sep = b""
     for entry in selection.top:
         roots = children(entry) if isinstance(entry, str) else [entry]
         for root in roots:
             if shown is not None and root.seq not in shown:
                 continue
-            if not first_root:
-                yield b","
-            first_root = False
-            # Stack items: a span to open, or a closing token.
+            append(sep)
+            sep = b","
+            # Stack items: a span to open, or the bytes that close one or separate siblings.
             stack: list[Span | bytes] = [root]
+            pop = stack.pop
+            push = stack.append
             while stack:
-                item = stack.pop()
+                item = pop()
                 if isinstance(item, bytes):
-                    yield item
+                    append(item)
                     continue
                 pid = item.parent_id
                 raw = item.raw
                 if raw[-1:] != b"}":
                     raw = raw.rstrip()
-                if item.flags or (pid is not None and pid not in by_id):
+                flags = item.flags
+                if flags or (pid is not None and pid not in by_id):
                     notes = _annotations(item, store, selection)
                     opening = b',"_tracetui":' + encode(notes) + _CHILDREN if notes else _CHILDREN
-                else:  # the common case: nothing to say but maybe "context"
-                    notes = _CONTEXT if item.seq in context else {}
-                    opening = _CONTEXT_CHILDREN if notes else _CHILDREN
-                if pid is not None and not item.flags & SCHEMA and _plain(raw):
-                    # Fast path: the original bytes untouched, then our notes and children.
-                    yield raw[:-1] + opening
+                elif item.seq in context:
+                    notes, opening = _CONTEXT, _CONTEXT_CHILDREN
                 else:
-                    yield _node_json(item, notes)
+                    notes, opening = _NO_NOTES, _CHILDREN
+                if (  # not copyable as is: a typed-decoded line ending in } without our keys
+                    flags & SCHEMA
+                    or raw[-1:] != b"}"
+                    or b'"children"' in raw
+                    or b'"_tracetui"' in raw
+                ):
+                    append(_node_json(item, notes))
+                elif pid is not None or _has_parent_key(raw):
+                    # The original bytes untouched (a typed-decoded line with a parent has both
+                    # ids as top-level keys), then our notes and children.
+                    append(raw[:-1])
+                    append(opening)
+                else:
+                    append(b'{"parent_id":null,')
+                    append(raw[1:-1])
+                    append(opening)
                 kids = children(item)
                 if shown is not None and kids:
                     kids = [k for k in kids if k.seq in shown]
-                stack.append(b"]}")
-                for i in range(len(kids) - 1, -1, -1):
-                    stack.append(kids[i])
-                    if i > 0:
-                        stack.append(b",")
-    yield b"]"
+                push(b"]}")
+                if kids:
+                    push(kids[-1])
+                    for i in range(len(kids) - 2, -1, -1):
+                        push(b",")
+                        push(kids[i])
+                if len(out) > 4096:
+                    yield b"".join(out)
+                    out.clear()
+    append(b"]")
+    yield b"".join(out)
 
 
 _CHILDREN: Final = b',"children":['
 _CONTEXT: Final = {"context": True}
+_NO_NOTES: Final[dict[str, Any]] = {}
 _CONTEXT_CHILDREN: Final = b',"_tracetui":{"context":true},"children":['
 
 
-def _plain(raw: bytes) -> bool:
-    """True when a typed-decoded line with a parent (so both ids are top-level keys) can be copied
-    as is: it ends in `}` and has no `children` or `_tracetui` key of its own."""
-    return raw.endswith(b"}") and b'"children"' not in raw and b'"_tracetui"' not in raw
+class _ParentKey(msgspec.Struct):
+    parent_id: Any = msgspec.UNSET
+
+
+_parent_key = msgspec.json.Decoder(_ParentKey)
+
+
+def _has_parent_key(raw: bytes) -> bool:
+    """Whether a root's line has a top-level `parent_id` (null, "" …) or lacks the key."""
+    return _parent_key.decode(raw).parent_id is not msgspec.UNSET
 
 
 def _node_json(span: Span, notes: dict[str, Any]) -> bytes:

@@ -124,7 +124,7 @@ class TraceStore:
         self.rejected.extend(change.rejected)
         new = change.new
         new.extend(spans)
-        seq = self._first_seq + len(self._events)
+        first = self._first_seq + len(self._events)
         self._events.extend(new)
         self._live += len(new)
         add = self._add
@@ -133,13 +133,28 @@ class TraceStore:
         children = self._children
         sorted_keys = self._sorted
         top = self._top
-        for span in new:
+        adopted = change.adopted.append
+        share_id = self._share_id
+        top_changed = False
+        for seq, span in enumerate(new, first):
             span.seq = seq
-            seq += 1
             tid = span.trace_id
             pid = span.parent_id
-            if pid is None or pid == tid or tid in by_id:
-                add(span, change)
+            if tid in by_id or pid == tid:
+                add(span, change)  # a duplicate or its own parent
+                continue
+            if pid is None:  # a root, inlined
+                by_id[tid] = span
+                slot = top_pos.pop(tid, None)
+                if slot is None:
+                    top_pos[seq] = len(top)
+                    top.append(span)
+                else:
+                    share_id(span)
+                    adopted(span)
+                    top[slot] = span
+                    top_pos[seq] = slot
+                top_changed = True
                 continue
             slot = top_pos.get(tid)
             if slot is not None:
@@ -149,8 +164,8 @@ class TraceStore:
                 # Inlined: a waited-for span lands while its own parent is still missing.
                 del top_pos[tid]
                 by_id[tid] = span
-                self._share_id(span)
-                change.adopted.append(span)
+                share_id(span)
+                adopted(span)
                 siblings = children.get(pid)
                 if siblings is None:
                     children[pid] = [span]
@@ -161,9 +176,9 @@ class TraceStore:
                 if pid in top_pos:
                     self._drop_slot(slot)
                 else:
-                    self._top[slot] = pid
+                    top[slot] = pid
                     top_pos[pid] = slot
-                change.top_changed = True
+                top_changed = True
                 continue
             # The common case, inlined: a new id that nobody waits for, with a parent id.
             by_id[tid] = span
@@ -183,7 +198,9 @@ class TraceStore:
             if parent is None and pid not in top_pos:
                 top_pos[pid] = len(top)
                 top.append(pid)
-                change.top_changed = True
+                top_changed = True
+        if top_changed:
+            change.top_changed = True
         if self.spool:
             self._unspooled = new
         if new:
@@ -440,8 +457,8 @@ class TraceStore:
             key = node
         else:
             key = node.trace_id
-            if self.by_id.get(key) is not node:
-                return []  # a duplicate: its id's children hang under the first span with that id
+            if (node.flags & DUPLICATE or self.evicted) and self.by_id.get(key) is not node:
+                return []  # a later duplicate (its id's children hang under the first) or evicted
         kids = self._children.get(key)
         if not kids:
             return []
