@@ -236,6 +236,26 @@ def test_json_nodes_carry_both_ids_when_id_names_appear_as_values(kit: TraceKit)
     assert forest[0]["parent_id"] is None
 
 
+def test_json_roots_keep_their_own_parent_id_and_gain_one_when_absent(kit: TraceKit) -> None:
+    lines = [
+        b'{"trace_id":"r1","metadata":{"parent_id":"not-top-level"}}',
+        b'{"trace_id":"r2","parent_id":null,"x":1}',
+        b'{"trace_id":"r3","parent_id":""}',
+        b'{"trace_id":"k","parent_id":"r1"}',
+    ]
+    data = kit.json_bytes(kit.store_of(lines))
+    assert data.count(b'"parent_id"') == 5  # r1's nested one and its added one: no duplicate keys
+    forest = json.loads(data)
+    assert [n["trace_id"] for n in forest] == ["r1", "r2", "r3"]
+    for node, line in zip(forest, lines, strict=False):
+        original = json.loads(line)
+        assert {k: v for k, v in node.items() if k not in ("children", "parent_id")} == {
+            k: v for k, v in original.items() if k != "parent_id"
+        }
+        assert node["parent_id"] == original.get("parent_id")
+    assert [c["trace_id"] for c in forest[0]["children"]] == ["k"]
+
+
 def test_a_lines_own_tracetui_key_cannot_fake_annotations(kit: TraceKit) -> None:
     store = kit.store_of([b'{"trace_id":"a","parent_id":null,"_tracetui":{"duplicate":true}}'])
     [node] = kit.json(store)
