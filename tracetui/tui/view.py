@@ -1,10 +1,20 @@
 """What the span tree shows, as a flat list of rows, kept up to date incrementally.
 
 The store holds the forest; this module decides which nodes are visible (filter, expansion) and
-flattens them into rows the virtual tree widget can index by number. The flat list is kept per
-top-level tree ("blocks"): an ingest batch only rebuilds the blocks of the trees it touched, and a
-prefix-sum array maps a row number to its block. Nothing here imports Textual, so it is tested and
-benchmarked on its own.
+flattens them into rows the virtual tree widget can index by number. Rows are kept per top-level
+tree ("blocks"), and a prefix-sum array of the trees' row counts maps a row number to its block.
+
+Blocks are built lazily, only for trees that are drawn or searched: a tree's row count comes from
+a per-tree count of the spans it shows (all spans, or those a filter keeps), maintained batch by
+batch and computed in one pass when the filter changes. A tree whose row count is not such a count
+(some node in it was expanded or collapsed by hand) is the exception: its block is built to count
+it. So an ingest batch costs work in proportion to the batch, and a filter change in proportion to
+what it keeps, never to every row of the forest.
+
+The view lags the store by design while the monitor is paused: it shows the forest as of the last
+batch it was given (`apply`). Spans beyond that watermark are left out of blocks, counts and
+parent lookups, so rows built late still match the counts taken earlier. Nothing here imports
+Textual, so it is tested and benchmarked on its own.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Protocol
 
-from tracetui.model import Span
+from tracetui.model import CYCLE, Span
 from tracetui.query import Filter, Selection, matching_seqs
 from tracetui.store import Change, TopEntry, TraceStore
 
@@ -92,13 +102,22 @@ class TreeView:
         self._keep: set[int] = set()
         """matched ∪ context: what a filter lets through."""
         self._pred: Callable[[Span], bool] | None = None
+        self._seen = 0
+        """The watermark: spans with a smaller seq are part of the view (see the module doc)."""
+        self._all_counts: dict[NodeKey, int] = {}
+        """Spans per top-level tree (all of them, as of the watermark)."""
+        self._counts = self._all_counts
+        """Spans per top-level tree that the filter keeps (`_all_counts` without a filter)."""
+        self._recount = False
         self._tops: list[TopEntry | None] = []
         """Visible top-level entries; None marks a tree that joined another one (a hole)."""
         self._top_index: dict[NodeKey, int] = {}
         self._all_blocks: dict[NodeKey, list[Row]] = {}
-        """Rows per tree without a filter; kept (and invalidated) while a filter is on, so that
-        clearing the filter does not rebuild every tree."""
+        """Rows of the trees built so far without a filter; kept (and invalidated) while a filter
+        is on, so that clearing the filter rebuilds nothing that did not change."""
         self._blocks = self._all_blocks
+        self._special: set[NodeKey] | None = None
+        """Trees holding a toggled node, whose row count needs their block (None: recompute)."""
         self._sizes: list[int] = []
         self._starts: list[int] = [0]
         self._holes = 0
@@ -109,6 +128,102 @@ class TreeView:
         """Bumped whenever the rows change."""
         self.findings_version = 0
         """Bumped whenever findings change (rows with badges and ⚠↓ marks re-render)."""
+        self._count_all()
+
+    # ---- counts --------------------------------------------------------------------------------
+
+    def _behind(self) -> bool:
+        """Whether the store holds spans the view has not been given yet (paused)."""
+        return self.store.get(self._seen) is not None
+
+    def _count_all(self) -> None:
+        """Count the spans of every tree in one pass (a store filled before the view, a catch-up).
+
+        Spans are visited newest first: emitters write children first, so a span's parent has
+        usually been resolved already and one lookup finds the tree.
+        """
+        spans = list(self.store.events())
+        if spans:
+            self._seen = max(self._seen, spans[-1].seq + 1)
+        by_id = self.store.by_id
+        counts: dict[NodeKey, int] = {}
+        memo: dict[str, TopEntry] = {}
+        hit = memo.get
+        top_of = self._top_of
+        for span in reversed(spans):
+            pid = span.parent_id
+            top = None if pid is None or span.flags & CYCLE else hit(pid)
+            if top is None:
+                top = top_of(span, memo)
+            else:
+                tid = span.trace_id
+                if by_id.get(tid) is span:
+                    memo[tid] = top
+            key = top if isinstance(top, str) else top.seq
+            counts[key] = counts.get(key, 0) + 1
+        self._all_counts.clear()
+        self._all_counts.update(counts)
+        self._recount = False
+
+    def _top_of(self, span: Span, memo: dict[str, TopEntry] | None = None) -> TopEntry:
+        """The top-level entry of a span's tree as of the watermark (cf. `store.top_of`).
+
+        A parent beyond the watermark has not arrived as far as the view knows, so the span waits
+        under its placeholder. `memo` (trace id → top, for one batch or pass) lets siblings and
+        descendants stop at the first ancestor already resolved.
+        """
+        store = self.store
+        by_id = store.by_id
+        is_cut = store.is_cut
+        seen = self._seen
+        path: list[Span] = []
+        node = span
+        budget = len(store) + 1
+        top: TopEntry
+        while True:
+            pid = node.parent_id
+            if pid is None or is_cut(node):
+                top = node
+                break
+            if memo is not None:
+                hit = memo.get(pid)
+                if hit is not None:
+                    top = hit
+                    break
+            parent = by_id.get(pid)
+            if parent is None or parent.seq >= seen:
+                top = pid
+                break
+            path.append(node)
+            node = parent
+            budget -= 1
+            if budget <= 0:  # a loop the store did not cut: never hang the monitor on it
+                top = node
+                break
+        if memo is not None:
+            path.append(node)
+            for member in path:
+                if by_id.get(member.trace_id) is member:
+                    memo[member.trace_id] = top
+        return top
+
+    def _merge(self, old: NodeKey, new: NodeKey) -> None:
+        """A tree joined another one (its awaited parent landed): move its counts over."""
+        if old == new:
+            return
+        for counts in (self._all_counts, self._counts):
+            moved = counts.pop(old, 0)
+            if moved:
+                counts[new] = counts.get(new, 0) + moved
+            if counts is self._all_counts and self._counts is self._all_counts:
+                break
+
+    def _sweep(self) -> None:
+        """Drop the counts of trees retention evicted."""
+        live = self.store.top_positions
+        for counts in (self._all_counts, self._counts):
+            for key in [k for k in counts if k not in live]:
+                del counts[key]
 
     # ---- filter --------------------------------------------------------------------------------
 
@@ -127,8 +242,10 @@ class TreeView:
     ) -> None:
         """Change the filter and recompute what matches (one pass over the store).
 
-        `matched` may carry the matching seqs already computed elsewhere (a background pass over
-        a snapshot of the events, brought up to date by the caller).
+        `matched` may carry the matching seqs already computed elsewhere (a background pass or
+        the search index). A filter change shows the store as it is: a view behind the store
+        (paused) catches up, and batches given to `apply` later that it already holds change
+        nothing.
         """
         if flt is not None:
             self.filter = flt
@@ -136,25 +253,83 @@ class TreeView:
             self.violations_only = violations_only
         if min_severity is not None:
             self.min_severity = min_severity
+        if self._recount or self._behind():
+            self._count_all()  # a filter shows the store as it is: catch the counts up
         self._pred = self._make_predicate()
         if self._pred is None:
             self.matched = None
             self.context = set()
             self._keep = set()
+            self._counts = self._all_counts
         else:
-            pred = self._pred
             if matched is None:
-                matched = self._match_all(pred)
+                matched = self._match_all(self._pred)
             self.matched = matched
             self.context = set()
-            self._keep = set(self.matched)
-            get = self.store.get
-            for seq in self.matched:
-                found = get(seq)
-                if found is not None:
-                    self._add_context_above(found)
+            self._keep = set(matched)
+            self._counts = self._count_kept(matched)
         self._tops_dirty = True
+        self._special = None
         self._blocks = self._all_blocks if self._pred is None else {}
+
+    def _count_kept(self, matched: set[int]) -> dict[NodeKey, int]:
+        """Add the context above every match and count what the filter keeps, per tree.
+
+        One walk up from each match: it adds context until the first kept ancestor, then goes on
+        only as far as an ancestor whose tree is already known, so each kept span is walked about
+        once. (The hot loop of a filter change over a million spans, hence written out inline.)
+        """
+        store = self.store
+        get = store.get
+        by_id = store.by_id
+        is_cut = store.is_cut
+        keep, context = self._keep, self.context
+        seen = self._seen if self._behind() else 1 << 62
+        counts: dict[NodeKey, int] = {}
+        tree_of: dict[int, NodeKey] = {}
+        known = tree_of.get
+        budget = len(store) + 1
+        top: NodeKey | None
+        for seq in matched:
+            span = get(seq)
+            if span is None:
+                continue
+            path = [seq]
+            gained = 1
+            adding = True
+            node = span
+            steps = budget
+            while True:
+                pid = node.parent_id
+                if pid is None or (node.flags & CYCLE and is_cut(node)):
+                    top = node.seq
+                    break
+                parent = by_id.get(pid)
+                if parent is None or parent.seq >= seen:
+                    top = pid
+                    break
+                up = parent.seq
+                if adding:
+                    if up in keep:
+                        adding = False
+                    else:
+                        keep.add(up)
+                        context.add(up)
+                        gained += 1
+                if not adding:
+                    top = known(up)
+                    if top is not None:
+                        break
+                path.append(up)
+                node = parent
+                steps -= 1
+                if steps <= 0:  # a loop the store did not cut: never hang on it
+                    top = node.seq
+                    break
+            for member in path:
+                tree_of[member] = top
+            counts[top] = counts.get(top, 0) + gained
+        return counts
 
     def _match_all(self, pred: Callable[[Span], bool]) -> set[int]:
         """Seqs of every resident span that matches (the common facet-only filters inline)."""
@@ -196,15 +371,27 @@ class TreeView:
         first, second = tests
         return lambda s: first(s) and second(s)
 
-    def _add_context_above(self, span: Span) -> None:
-        assert self.matched is not None
+    def _add_context_above(self, span: Span) -> int:
+        """Keep the span's ancestors as context up to the first one kept; how many were added."""
         keep, context = self._keep, self.context
         parent_of = self.store.parent
+        seen = self._seen
+        added = 0
         parent = parent_of(span)
-        while parent is not None and parent.seq not in keep:
+        while parent is not None and parent.seq < seen and parent.seq not in keep:
             context.add(parent.seq)
             keep.add(parent.seq)
+            added += 1
             parent = parent_of(parent)
+        return added
+
+    def _kids(self, node: TopEntry) -> list[Span]:
+        """The node's children as of the watermark."""
+        kids = self.store.children(node)
+        if kids and self._behind():
+            seen = self._seen
+            return [k for k in kids if k.seq < seen]
+        return kids
 
     def shows(self, node: TopEntry) -> bool:
         """Whether a node passes the filter (itself or through a descendant)."""
@@ -218,7 +405,7 @@ class TreeView:
     def has_visible_children(self, node: TopEntry) -> bool:
         """Whether expanding the node would show anything."""
         if self.matched is None:
-            return self.store.has_children(node)
+            return bool(self._kids(node)) if self._behind() else self.store.has_children(node)
         return any(self.shows(k) for k in self.store.children(node))
 
     def is_context(self, node: TopEntry) -> bool:
@@ -232,46 +419,69 @@ class TreeView:
     # ---- incremental updates -------------------------------------------------------------------
 
     def apply(self, change: Change) -> None:
-        """Take in one ingest batch: update matches and mark the touched trees for rebuilding."""
+        """Take in one ingest batch: update counts and matches, mark the touched trees."""
         store = self.store
+        new = change.new
+        before = self._seen
+        if new:
+            self._seen = max(before, new[-1].seq + 1)
+        fresh = [s for s in new if s.seq >= before and store.get(s.seq) is s]
+        memo: dict[str, TopEntry] = {}
+        top_of = self._top_of
+        for span in change.adopted:
+            if span.seq >= before and store.get(span.seq) is span:
+                old = span.trace_id
+                self._merge(old, key_of(top_of(span, memo)))
+                self._forget(old)
+        if change.evicted:
+            if self._behind():
+                self._recount = True  # batches are pending: recount once they are all in
+            else:
+                self._sweep()
+        all_counts = self._all_counts
+        touched: dict[NodeKey, TopEntry] = {}
+        tops: dict[int, NodeKey] = {}
+        for span in reversed(fresh):  # emitters write children first: parents first here
+            top = top_of(span, memo)
+            key = key_of(top)
+            tops[span.seq] = key
+            all_counts[key] = all_counts.get(key, 0) + 1
+            touched[key] = top
         pred = self._pred
         if pred is not None:
             assert self.matched is not None
-            keep = self._keep
-            for span in change.new:
-                if pred(span):
-                    self.matched.add(span.seq)
-                    keep.add(span.seq)
-            for span in itertools.chain(change.new, change.adopted):
-                if span.seq in self.matched:
-                    self._add_context_above(span)
-                elif span.seq not in keep and any(k.seq in keep for k in store.children(span)):
-                    self.context.add(span.seq)
-                    keep.add(span.seq)
-                    self._add_context_above(span)
+            matched, keep, counts = self.matched, self._keep, self._counts
+            children = store.children
+            seen = self._seen
+            for span in fresh:
+                seq = span.seq
+                gained = 0
+                if seq not in keep and pred(span):
+                    matched.add(seq)
+                    keep.add(seq)
+                    gained = 1
+                if seq in matched:
+                    gained += self._add_context_above(span)
+                elif seq not in keep and any(k.seq in keep for k in children(span) if k.seq < seen):
+                    self.context.add(seq)
+                    keep.add(seq)
+                    gained += 1 + self._add_context_above(span)
+                if gained:
+                    key = tops[seq]
+                    counts[key] = counts.get(key, 0) + gained
+        if change.adopted or change.evicted:
+            self._special = None
+        for key in touched:
+            self._forget(key)
         if self._tops_dirty or change.evicted:
             self._tops_dirty = True
-            for span in change.new:
-                if store.get(span.seq) is span:
-                    self._dirty.add(key_of(store.top_of(span)))
+            self._dirty.update(touched)
             return
-        self._update_tops(change)
+        self._update_tops(change, touched, memo)
 
-    def _top_of(self, span: Span, memo: dict[str | None, TopEntry]) -> TopEntry:
-        """`store.top_of`, memoized by id within one batch (siblings and parents share walks)."""
-        store = self.store
-        parent = span.parent_id
-        if parent is None or store.is_cut(span):
-            top = store.top_of(span)
-        else:
-            found = memo.get(parent)
-            top = found if found is not None else store.top_of(span)
-            memo[parent] = top
-        if store.by_id.get(span.trace_id) is span:
-            memo[span.trace_id] = top
-        return top
-
-    def _update_tops(self, change: Change) -> None:
+    def _update_tops(
+        self, change: Change, touched: dict[NodeKey, TopEntry], memo: dict[str, TopEntry]
+    ) -> None:
         """Patch the visible top list in place for a batch (the live common case).
 
         Adopted placeholders are re-keyed where they stand (or dropped when their tree joined
@@ -283,9 +493,7 @@ class TreeView:
         positions: Mapping[Any, int] | None = getattr(store, "top_positions", None)
         if positions is None:
             self._tops_dirty = True
-            for span in change.new:
-                if store.get(span.seq) is span:
-                    self._dirty.add(key_of(store.top_of(span)))
+            self._dirty.update(touched)
             return
         index = self._top_index
         tops = self._tops
@@ -294,10 +502,9 @@ class TreeView:
             i = index.get(old)
             if i is None:
                 continue
-            top = store.top_of(span)
+            top = self._top_of(span, memo)
             new = key_of(top)
             del index[old]
-            self._forget(old)
             if new not in index and self.shows(top) and self._fits(i, positions.get(new, -1)):
                 tops[i] = top
                 index[new] = i
@@ -310,15 +517,10 @@ class TreeView:
                 if new in index:
                     self._dirty.add(new)
         fresh: dict[NodeKey, TopEntry] = {}
-        memo: dict[str | None, TopEntry] = {}
-        for span in reversed(change.new):  # emitters write children first: parents first here
-            if store.get(span.seq) is not span:
-                continue
-            top = self._top_of(span, memo)
-            key = key_of(top)
+        for key, top in touched.items():
             if key in index:
                 self._dirty.add(key)
-            elif key not in fresh and self.shows(top):
+            elif self.shows(top):
                 fresh[key] = top
         if not fresh:
             return
@@ -350,15 +552,17 @@ class TreeView:
         if self.violations_only:
             self.set_filter()
             return
+        seen = self._seen
         for seq in seqs:
             span = self.store.get(seq)
-            if span is not None:
-                self._dirty.add(key_of(self.store.top_of(span)))
+            if span is not None and seq < seen:
+                self._dirty.add(key_of(self._top_of(span)))
         self.version += 1
 
     def invalidate(self) -> None:
         """Rebuild everything on the next `rebuild()` (expansion changed globally)."""
         self._tops_dirty = True
+        self._special = None
         self._blocks.clear()
         self._all_blocks.clear()
 
@@ -383,22 +587,62 @@ class TreeView:
                 return positions.get(key_of(after), -1) > position
         return position >= 0
 
+    def _special_trees(self) -> set[NodeKey]:
+        """Keys of the trees that hold a toggled node (their rows are not a plain count)."""
+        special = self._special
+        if special is None:
+            special = set()
+            get = self.store.get
+            seen = self._seen
+            for key in self.toggled:
+                if isinstance(key, str):
+                    special.add(key)
+                elif isinstance(key, int):
+                    span = get(key)
+                    if span is not None and key < seen:
+                        special.add(key_of(self._top_of(span)))
+            self._special = special
+        return special
+
+    def _size(self, top: TopEntry) -> int:
+        """How many rows a visible tree has (its block is built only when it must be)."""
+        key = key_of(top)
+        if key in self._special_trees():
+            return len(self._block(top))
+        if not self.default_open:
+            return 1
+        return self._counts.get(key, 0) + (1 if isinstance(top, str) else 0)
+
     def rebuild(self) -> bool:
         """Bring the rows up to date; True when anything changed."""
         if not self._tops_dirty and not self._dirty and self._changed_from > len(self._tops):
             return False
+        if self._tops_dirty and (self._recount or self._behind()):
+            self._count_all()  # the top list is read from the store as it is: catch up
+            if self._pred is not None:
+                self.set_filter()
         if self._tops_dirty or (self._holes > 1024 and self._holes * 2 > len(self._tops)):
-            tops: list[TopEntry | None] = [t for t in self.store.top() if self.shows(t)]
+            counts = self._counts
+            if self._pred is None:
+                tops: list[TopEntry | None] = list(self.store.top())
+            else:
+                tops = [t for t in self.store.top() if key_of(t) in counts]
+            keys = [key_of(t) for t in tops]
             self._tops = tops
-            self._top_index = {key_of(t): i for i, t in enumerate(tops) if t is not None}
+            self._top_index = dict(zip(keys, range(len(keys)), strict=True))
             self._holes = 0
-            blocks = self._blocks
             live = self._top_index
-            for stale in [k for k in blocks if k not in live]:
-                del blocks[stale]
+            for blocks in (self._blocks, self._all_blocks):
+                for stale in [k for k in blocks if k not in live]:
+                    del blocks[stale]
             for key in self._dirty:
                 self._forget(key)
-            self._sizes = [len(self._block(t)) for t in tops if t is not None]
+            special = self._special_trees()
+            if special or not self.default_open:
+                self._sizes = [self._size(t) for t in tops if t is not None]
+            else:
+                get = counts.get
+                self._sizes = [get(k, 0) + (k.__class__ is str) for k in keys]
             first = 0
         else:
             first = self._changed_from
@@ -408,7 +652,7 @@ class TreeView:
                 i = self._top_index.get(key)
                 top = self._tops[i] if i is not None else None
                 if i is not None and top is not None:
-                    sizes[i] = len(self._block(top))
+                    sizes[i] = self._size(top)
                     first = min(first, i)
         self._dirty.clear()
         self._tops_dirty = False
@@ -448,8 +692,9 @@ class TreeView:
         self.invalidate()
 
     def _mark(self, node: TopEntry) -> None:
-        top = node if isinstance(node, str) else self.store.top_of(node)
+        top = node if isinstance(node, str) else self._top_of(node)
         self._dirty.add(key_of(top))
+        self._special = None
 
     def _block(self, top: TopEntry | None) -> list[Row]:
         if top is None:
@@ -458,7 +703,7 @@ class TreeView:
         block = self._blocks.get(key)
         if block is not None:
             return block
-        children = self.store.children
+        children = self._kids if self._behind() else self.store.children
         keep = self._keep if self.matched is not None else None
         toggled = self.toggled
         default_open = self.default_open
@@ -530,7 +775,7 @@ class TreeView:
 
     def index_of(self, node: Node) -> int | None:
         """Where a node is in the flat rows (None when hidden or collapsed away)."""
-        top = node if isinstance(node, str) else self.store.top_of(node)
+        top = node if isinstance(node, str) else self._top_of(node)
         b = self._top_index.get(key_of(top))
         if b is None or b >= len(self._tops):
             return None
@@ -547,7 +792,7 @@ class TreeView:
         """Expand every ancestor of a span so it gets a row."""
         for anc in self.store.ancestors(span):
             self.set_open(anc, True)
-        top = self.store.top_of(span)
+        top = self._top_of(span)
         if isinstance(top, str):
             self.set_open(top, True)
 
@@ -556,14 +801,14 @@ class TreeView:
         if isinstance(node, str):
             return None
         parent = self.store.parent(node)
-        if parent is None:
-            top = self.store.top_of(node)
+        if parent is None or parent.seq >= self._seen:
+            top = self._top_of(node)
             return top if isinstance(top, str) else None
         return parent
 
     def children_count(self, node: TopEntry) -> int:
         """How many children a node has (for the `+N` of collapsed rows)."""
-        return len(self.store.children(node))
+        return len(self._kids(node))
 
     def matching_spans(self) -> Iterator[Span]:
         """Spans that match the filter themselves (no context), in arrival order."""
