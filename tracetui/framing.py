@@ -103,13 +103,14 @@ class LineFramer:
         if nl < 0:
             self._extend(chunk)
             return Frame(first, [], issues)
-        self._extend(chunk[:nl])
+        middle = chunk.split(b"\n")  # not `chunk[nl + 1 :]`: no copy of the whole chunk
+        self._extend(middle[0])
         lines = [self._end_line(issues)]
-        rest = chunk[nl + 1 :]
-        middle = rest.split(b"\n")
         tail = middle.pop()
+        del middle[0]
         if middle:
-            self._whole_lines(middle, len(rest), b"\0" in rest, b"\r" in rest, issues)
+            size = len(chunk) - nl - 1 - len(tail)
+            self._whole_lines(middle, size, b"\0" in chunk, b"\r" in chunk, issues)
             lines += middle
         self._extend(tail)
         if len(issues) > 1:
