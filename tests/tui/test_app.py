@@ -386,7 +386,7 @@ async def test_user_key_file_remaps_bindings(
         assert "pause             space" in text
 
 
-async def test_text_search_on_a_big_store_runs_in_the_background_and_catches_up(
+async def test_regex_search_on_a_big_store_runs_in_the_background_and_catches_up(
     store: TraceStore, feed: BatchFeed, no_user_themes: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import tracetui.tui.app as app_module
@@ -396,7 +396,7 @@ async def test_text_search_on_a_big_store_runs_in_the_background_and_catches_up(
     async with app.run_test(size=SIZE) as pilot:
         push_trees(feed, 0, 12)
         await settle(pilot)
-        app.set_filter(app_module.Filter.make(text="#11"))
+        app.set_filter(app_module.Filter.make(text="#1[1]", regex=True))
         assert "searching" in status_line(app)
         push_trees(feed, 12, 100)  # arrives while the search runs
         await app.workers.wait_for_complete()
@@ -404,6 +404,27 @@ async def test_text_search_on_a_big_store_runs_in_the_background_and_catches_up(
         shown = [r for r in tree_screen(app) if r]
         assert [r.split("#")[1].split()[0] for r in shown] == ["11", "110", "111"]
         assert "[filtered]" in status_line(app)
+
+
+async def test_plain_search_uses_the_index_and_tests_only_what_it_has_not_reached(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracetui.tui.app as app_module
+
+    monkeypatch.setattr(app_module, "INDEX_PER_TICK", 7)  # the index lags behind the store
+    app = make_app(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 40)
+        await settle(pilot)
+        assert 0 < app.search_index.next_seq < app._store_end
+        app.set_filter(app_module.Filter.make(text="#3"))
+        await settle(pilot)
+        assert "searching" not in status_line(app)
+        assert app.view.matched == {
+            s.seq for s in store.events() if app_module.Filter.make(text="#3").predicate()(s)
+        }
+        shown = [r for r in tree_screen(app) if r]
+        assert [r.split("#")[1].split()[0] for r in shown] == ["3", *map(str, range(30, 40))]
 
 
 async def test_waiting_for_the_default_file_explains_dopejar_trace(

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+import msgspec
 from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
@@ -46,6 +47,7 @@ from tracetui.tui.screens import (
     help_lines,
     stats_lines,
 )
+from tracetui.tui.search import SearchIndex, indexable
 from tracetui.tui.snapshot import snapshot_prefix, write_snapshot
 from tracetui.tui.span_tree import SpanTree
 from tracetui.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, ThemeFile, discover
@@ -57,7 +59,10 @@ DRAIN_MAX = 50_000
 FREEZE_GROWTH = 100_000
 """Rows added since the last `gc.freeze()` that justify another one."""
 BACKGROUND_FILTER_MIN = 200_000
-"""Stores at least this big run a text search in a background thread."""
+"""A text search that has at least this many spans to test one by one (a regex, or spans the
+search index has not reached yet) runs in a background thread."""
+INDEX_PER_TICK = 20_000
+"""Most spans added to the search index per tick (it catches up after a big load)."""
 NARROW = 100
 """Below this width the details pane goes under the tree."""
 
@@ -153,6 +158,10 @@ class TraceApp(App[None]):
         self.feed = feed
         self.checker = checker
         self.view = TreeView(store, checker)
+        self.search_index = SearchIndex()
+        self._store_end = self.view.watermark
+        """One past the last seq the store has given out (for the search index)."""
+        self.search_index.catch_up(store, self._store_end)
         self.grouped_view = GroupedView(self.view)
         self.grouped = False
         self.snapshot_dir = snapshot_dir or Path.cwd()
@@ -161,6 +170,7 @@ class TraceApp(App[None]):
         self.paused = False
         self.pending: list[Change] = []
         self.pending_spans = 0
+        self._pending_findings: set[int] = set()
         self._rate: deque[tuple[float, int]] = deque()
         self._loading = False
         self._finished = False
@@ -256,16 +266,34 @@ class TraceApp(App[None]):
                 self.grouped_view.findings = None
         if change is not None and (change.new or change.rejected or change.evicted):
             self.ingested(change)
+        if change is not None:
+            self._index(change)
         if finding_seqs:
-            self.view.refresh_findings(finding_seqs)
-            self.grouped_view.refresh_findings()
             self._facets_dirty = True
-            if not self.paused:
+            if self.paused:
+                self._pending_findings |= finding_seqs  # shown with the batches on resume
+            else:
+                self._refresh_findings(finding_seqs)
                 self._rows_changed(force=True)
         if self._facets_dirty and now - self._last_facets > 0.5:
             self._refresh_facets()
         self._update_status()
         self._maybe_freeze()
+
+    def _refresh_findings(self, seqs: set[int]) -> None:
+        self.view.refresh_findings(seqs)
+        self.grouped_view.refresh_findings()
+
+    def _index(self, change: Change) -> None:
+        """Bring the search index up to date (a bounded slice per tick)."""
+        if change.new:
+            self._store_end = max(self._store_end, change.new[-1].seq + 1)
+        index = self.search_index
+        if change.evicted:
+            first = next(iter(self.store.events()), None)
+            index.prune(first.seq if first is not None else self._store_end)
+        if index.next_seq < self._store_end:
+            index.catch_up(self.store, self._store_end, INDEX_PER_TICK)
 
     def _maybe_freeze(self) -> None:
         """Move long-lived objects (spans' rows, caches) out of the cyclic GC's way.
@@ -486,35 +514,59 @@ class TraceApp(App[None]):
     def set_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
         """Apply a new filter and show the result.
 
-        A text search over a big store runs in a background thread over a snapshot of the events
-        (it decodes every line's summaries), so the UI stays live; the result is brought up to
-        date with what arrived meanwhile and installed on this thread.
+        A plain-text search reads the search index (paying only per hit) and tests one by one
+        just the spans the index has not reached yet. When many spans must be tested one by one
+        (a regex decodes every line's summaries), that runs in a background thread over a
+        snapshot of them, so the UI stays live; the result is brought up to date with what
+        arrived meanwhile and installed on this thread in one step.
         """
         self._filter_generation += 1
         self._filtering = False
-        if (
-            flt is not None
-            and flt.text
-            and not kwargs
-            and not self.view.violations_only
-            and len(self.store) >= BACKGROUND_FILTER_MIN
-        ):
-            self._filter_in_background(flt)
+        if flt is None or not flt.text or kwargs:
+            self._install_filter(flt, **kwargs)
             return
-        self._install_filter(flt, **kwargs)
-
-    def _filter_in_background(self, flt: Filter) -> None:
         pred = self.view.predicate_for(flt)
-        if pred is None:
-            self._install_filter(flt)
+        assert pred is not None
+        found: set[int] = set()
+        start = 0
+        if not flt.regex and indexable(flt.text):
+            found = self._indexed_matches(flt)
+            start = self.search_index.next_seq
+        spans = self._spans_from(start)
+        if len(spans) >= BACKGROUND_FILTER_MIN and not self.view.violations_only:
+            self._filter_in_background(flt, spans, found)
             return
-        spans = list(self.store.events())
+        found.update(span.seq for span in spans if pred(span))
+        self._install_filter(flt, matched=found)
+
+    def _indexed_matches(self, flt: Filter) -> set[int]:
+        """Seqs of the indexed spans that match `flt` (its text through the index)."""
+        rest = self.view.predicate_for(msgspec.structs.replace(flt, text=""))
+        hits = self.search_index.search(flt.text)
+        get = self.store.get
+        if rest is None:
+            if not self.store.evicted:
+                return set(hits)
+            return {seq for seq in hits if get(seq) is not None}
+        return {seq for seq in hits if (span := get(seq)) is not None and rest(span)}
+
+    def _spans_from(self, start: int) -> list[Span]:
+        """Resident spans from seq `start` on, in arrival order."""
+        first = next(iter(self.store.events()), None)
+        if first is None or start <= first.seq:
+            return list(self.store.events())
+        get = self.store.get
+        return [s for s in map(get, range(start, self._store_end)) if s is not None]
+
+    def _filter_in_background(self, flt: Filter, spans: list[Span], found: set[int]) -> None:
+        pred = self.view.predicate_for(flt)
+        assert pred is not None
         generation = self._filter_generation
         self._filtering = True
         self._update_status()
 
         def match() -> None:
-            found = {span.seq for span in spans if pred(span)}
+            found.update(span.seq for span in spans if pred(span))
             last = spans[-1].seq if spans else -1
             self.call_from_thread(self._filter_ready, generation, flt, found, last)
 
@@ -525,11 +577,7 @@ class TraceApp(App[None]):
             return
         pred = self.view.predicate_for(flt)
         assert pred is not None
-        seq = last + 1
-        while (span := self.store.get(seq)) is not None:
-            if pred(span):
-                found.add(span.seq)
-            seq += 1
+        found.update(span.seq for span in self._spans_from(last + 1) if pred(span))
         self._filtering = False
         self._install_filter(flt, matched=found)
 
@@ -544,6 +592,7 @@ class TraceApp(App[None]):
             )
 
     def _install_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
+        self._catch_up()
         self.view.set_filter(flt, **kwargs)
         self.grouped_view.invalidate()
         tree = self.span_tree
@@ -615,13 +664,22 @@ class TraceApp(App[None]):
         """Pause or resume the view; ingest continues either way."""
         self.paused = not self.paused
         if not self.paused:
-            pending, self.pending = self.pending, []
-            self.pending_spans = 0
-            for change in pending:
-                self.view.apply(change)
-            self.grouped_view.invalidate()
+            self._catch_up()
             self._rows_changed(force=True)
         self._update_status()
+
+    def _catch_up(self) -> None:
+        """Give the view the batches held while paused (resume, or a change that shows the store
+        as it is: a filter, expand/collapse all). The view stays paused for what comes next."""
+        pending, self.pending = self.pending, []
+        self.pending_spans = 0
+        for change in pending:
+            self.view.apply(change)
+        if pending:
+            self.grouped_view.invalidate()
+        findings, self._pending_findings = self._pending_findings, set()
+        if findings:
+            self._refresh_findings(findings)
 
     def action_filters(self) -> None:
         panel = self.filter_panel
@@ -668,6 +726,7 @@ class TraceApp(App[None]):
         self.set_filter(Filter(), violations_only=False)
 
     def action_expand_all(self) -> None:
+        self._catch_up()
         self.rows.set_all(not self.rows.default_open)
         tree = self.span_tree
         self.rows.rebuild()

@@ -225,6 +225,11 @@ class TreeView:
             for key in [k for k in counts if k not in live]:
                 del counts[key]
 
+    @property
+    def watermark(self) -> int:
+        """Spans with a smaller seq are part of the view; the next batch starts here or later."""
+        return self._seen
+
     # ---- filter --------------------------------------------------------------------------------
 
     @property
