@@ -22,17 +22,17 @@ active rules need (see `probe.ProbeLayout`).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
-from operator import attrgetter
+from collections.abc import Iterator, Sequence
+from itertools import compress
+from operator import attrgetter, call, is_not
 from typing import Any, Final
 
 import msgspec
-from msgspec import Raw
 
 from tracetui.contracts.catalog import RULES
 from tracetui.contracts.findings import Finding, FindingDelta
@@ -52,6 +52,23 @@ _AGENT_KEYS: Final = ("agent", "agent_context", "agentContext", "agent.name")
 _OUTCOME_KEYS: Final = ("field", "default", "reason", "error")
 _EPSILON: Final = 1e-6
 _DEFAULT_FIELDS: Final = ("trace_id", "timestamp", "hrm_layer", "operation", "status")
+_BAG_CACHE: Final = 16384
+"""Distinct baggage objects whose verdict is remembered (a trace repeats one on many spans)."""
+_decode_any: Final = msgspec.json.Decoder().decode
+_get_metadata: Final = attrgetter("metadata")
+_get_input: Final = attrgetter("input_summary")
+_get_output: Final = attrgetter("output_summary")
+_get_layer: Final = attrgetter("layer")
+_get_status: Final = attrgetter("status")
+_get_operation: Final = attrgetter("operation")
+_get_ts: Final = attrgetter("ts")
+_get_flags: Final = attrgetter("flags")
+_get_duration: Final = attrgetter("duration_ms")
+_get_agent: Final = attrgetter("agent")
+_get_run: Final = attrgetter("run_id")
+_get_required: Final = attrgetter("required")
+_get_present: Final = attrgetter("present")
+_not_none: Final = functools.partial(is_not, None)
 
 Key = tuple[str, int | str]
 """Who owns a group of findings: (`local`|`flag`|`rel`, seq) or (`trace`, top-level key)."""
@@ -63,7 +80,8 @@ class _OpRules(msgspec.Struct, frozen=True):
     name: str = ""
     required: tuple[str, ...] = ()
     present: Any = None
-    """Reads the required keys' raw values from a probe's metadata (None: check one by one)."""
+    """Reads the required keys, as written, from a probe's metadata: a tuple of `Raw`, empty when
+    absent (a dotted key may still be nested: `_required_data` looks properly)."""
     requires: tuple[tuple[str, Requirement], ...] = ()
     produces: frozenset[str] = frozenset()
 
@@ -74,6 +92,12 @@ _BAD_ID_LINE: Final = re.compile(
     + r")_\d+_[0-9a-fA-F]+$)",
     re.MULTILINE,
 )
+_GOOD_IDS: Final = re.compile(
+    r"(?:(?:"
+    + "|".join(rf"{layer}\|{short}" for layer, short in LAYER_SHORT.items())
+    + r")_\d+_[0-9a-fA-F]+\n)*"
+)
+"""Matches as far as a batch's `layer|id` lines are well shaped (to the end in the usual case)."""
 
 
 def _good_id(span: Span) -> bool:
@@ -127,6 +151,8 @@ class Checker:
         self._owned: dict[Key, list[Finding]] = {}
         self._by_seq: dict[int, list[Finding]] = {}
         self._batch: list[Any] = []
+        self._batch_strict = False
+        """The batch's lines fit the layout's strict type (no deprecated key, no long summary)."""
         self._batch_first = 0
         self._cache: dict[int, Any] = {}
         self._ops_cache: dict[tuple[str | None, str | None], _OpRules] = {}
@@ -147,7 +173,7 @@ class Checker:
         yet seen by a tick). Times are the caller's clock, whatever it is."""
         self._bag_cache: dict[bytes, tuple[dict[str, Any], bool]] = {}
         self._bag_seen: dict[int, tuple[dict[str, Any], bool] | None] = {}
-        self._bag_decoder = msgspec.json.Decoder()
+        self._bag_flags: dict[bytes, bool] = {}
         self._compile()
 
     # ---- setup ---------------------------------------------------------------------------------
@@ -206,13 +232,19 @@ class Checker:
             top.extend(("input_summary", "output_summary"))
         if any(spec.events is not None for spec, _ in self._spans):
             top.append("events")
-        self._layout = ProbeLayout(paths, top, noticed=deprecated)
+        self._layout = ProbeLayout(
+            paths,
+            top,
+            noticed=deprecated,
+            summary_max=self._summary_max if self._check_summary else None,
+        )
         get = self._get = functools.lru_cache(maxsize=None)(self._layout.getter)
         self._need_probe = bool(paths or top or deprecated)
         self._deprecated = list(deprecated.items())
-        self._dep_screen = self._layout.screen if deprecated else None
+        self._dep_noticed = bool(deprecated) and self._layout.noticed
         self._propagate: list[tuple[str, Getter]] = [(p, get(p)) for p in propagate]
         self._bag_attr = self._layout.attr["baggage"] if self._baggage else ""
+        self._bag_read = attrgetter(f"metadata.{self._bag_attr}" if self._baggage else "metadata")
         self._general_relations = bool(
             self._propagate or self._any_requires or self._any_produces or self._outcomes
         )
@@ -280,6 +312,7 @@ class Checker:
     def _end_batch(self) -> None:
         """Drop what was decoded for this batch (decoded once per span per batch)."""
         self._batch = []
+        self._batch_strict = False
         self._cache.clear()
         self._bag_seen.clear()
 
@@ -427,12 +460,8 @@ class Checker:
                     required.extend(k for k in spec.required if k not in required)
                     requires.update(spec.requires)
                     produces.update(spec.produces)
-            flat = [self._layout.attr[k] for k in required if "." not in k]
-            present = (
-                attrgetter(*(flat * 2 if len(flat) == 1 else flat))  # always a tuple
-                if required and self._any_required and len(flat) == len(required)
-                else None
-            )
+            flat = [self._layout.attr[k] for k in required]
+            present = attrgetter(*(flat * 2 if len(flat) == 1 else flat)) if flat else None
             rules = _OpRules(
                 names[0], tuple(required), present, tuple(requires.items()), frozenset(produces)
             )
@@ -452,7 +481,7 @@ class Checker:
         """Local rules and duplicate/cycle flags for a batch (its probes stay for the batch)."""
         self._batch_first = new[0].seq
         if self._need_probe:
-            self._batch = self._layout.decode_batch([s.raw for s in new])
+            self._batch, self._batch_strict = self._layout.decode_batch([s.raw for s in new])
         found = self._local_batch(new)
         if found:
             owned = self._owned
@@ -497,9 +526,7 @@ class Checker:
         general = self._general_relations
         structure = self._structure
         correlation = self._correlation
-        bag_attr = self._bag_attr
-        bag_cache = self._bag_cache
-        batch = self._batch
+        bag_flags = self._bag_suspects(self._batch) if self._bag_attr else None
         for i in range(n - 1, -1, -1):
             if state[i] is not None:
                 continue
@@ -550,17 +577,8 @@ class Checker:
                         if correlation and not suspect and node.correlation_id is not None:
                             pc = parent.correlation_id
                             suspect = pc is not None and node.parent_correlation_id != pc
-                        if bag_attr and not suspect:
-                            raw = getattr(batch[seq - first].metadata, bag_attr)
-                            if raw is not UNSET:
-                                verdict = (
-                                    bag_cache.get(bytes(raw)) if raw.__class__ is Raw else None
-                                )
-                                if verdict is None:
-                                    verdict = self._bag(node)
-                                suspect = (
-                                    verdict is not None and not verdict[1] and bool(verdict[0])
-                                )
+                        if bag_flags is not None and not suspect:
+                            suspect = bag_flags[seq - first]
                         if suspect:
                             judge(node, parent, delta)
                     if waiting and tid in waiting:
@@ -730,7 +748,13 @@ class Checker:
     # ---- local rules ---------------------------------------------------------------------------
 
     def _local_batch(self, new: list[Span]) -> dict[int, list[Finding]]:
-        """Local rules for a batch: cheap filters over the whole batch, exact checks on the rest."""
+        """Local rules for a batch, one rule family at a time.
+
+        Each family first screens the whole batch with column-wise C-level operations (`map`
+        over attribute getters, set inclusion, `count`): on a clean batch that is all it costs.
+        The exact check then runs only on the spans the screen let through, so each span's
+        findings come out in the same order whatever the screens let through.
+        """
         found: dict[int, list[Finding]] = {}
 
         def out(span: Span) -> list[Finding]:
@@ -739,67 +763,124 @@ class Checker:
                 lst = found[span.seq] = []
             return lst
 
-        probes: Iterable[Any] = self._batch if self._need_probe else repeat(self._layout.empty)
-        schema = self._schema
-        check_fields = schema is not None
-        layers = schema.layers if schema is not None else frozenset()
-        statuses = schema.statuses if schema is not None else frozenset()
-        plain = self._plain_fields
-        check_summary = self._check_summary
-        limit = self._summary_max
-        required = self._any_required
-        ops = self._ops_cache
-        by_name = self._ops_by_name
-        dep_screen = self._dep_screen
-        agent_shape = self._agent_shape
-        span_rules = bool(self._spans)
-        for span, probe in zip(new, probes, strict=False):
-            if check_fields and (
-                span.flags & SCHEMA
-                or span.ts is None
-                or span.layer not in layers
-                or span.status not in statuses
-                or not span.operation
-                or not plain
-                or (span.duration_ms is not None and span.duration_ms < 0)
-            ):
+        probes = self._batch
+        metas = list(map(_get_metadata, probes)) if self._need_probe else []
+        if self._schema is not None:
+            for span in self._schema_suspects(new):
                 self._schema_fields(span, out(span))
-            if check_summary:
-                a, b = probe.input_summary, probe.output_summary
-                if (a.__class__ is str and len(a) > limit) or (
-                    b.__class__ is str and len(b) > limit
-                ):
-                    self._summaries(span, out(span))
-            if required:
-                rules = (
-                    by_name.get(span.operation)  # type: ignore[arg-type]
-                    or ops.get((span.operation, span.layer))
-                    or self._op_rules(span)
-                )
-                if rules.required and (
-                    rules.present is None or UNSET in rules.present(probe.metadata)
-                ):
-                    self._required_data(span, rules, out(span))
-            if span_rules:
+        strict = self._batch_strict
+        layout = self._layout
+        if self._check_summary and not (strict and layout.strict_summaries):
+            for span in self._summary_suspects(new, probes):
+                self._summaries(span, out(span))
+        if self._any_required:
+            for span, rules in self._required_suspects(new, metas):
+                self._required_data(span, rules, out(span))
+        if self._spans:
+            for span in new:
                 self._span_contracts(span, found)
-            if dep_screen is not None and dep_screen(probe.metadata):
+        if self._dep_noticed and not (strict and layout.strict_notices):
+            for span in self._deprecated_suspects(new, metas):
                 self._deprecated_fields(span, found)
-            if agent_shape and (span.agent is None or span.run_id is None):
-                self._agent_context(span, found)
+        if self._agent_shape and (None in map(_get_agent, new) or None in map(_get_run, new)):
+            for span in new:
+                if span.agent is None or span.run_id is None:
+                    self._agent_context(span, found)
         if self._check_shape:
             for span in self._bad_ids(new):
                 self._id_shape(span, out(span))
         return {seq: lst for seq, lst in found.items() if lst}
 
+    def _schema_suspects(self, new: list[Span]) -> list[Span]:
+        """Spans whose fields may break the schema (none, in a clean batch)."""
+        schema = self._schema
+        assert schema is not None
+        layers, statuses = schema.layers, schema.statuses
+        if self._plain_fields:
+            ops = set(map(_get_operation, new))
+            if (
+                layers.issuperset(map(_get_layer, new))
+                and statuses.issuperset(map(_get_status, new))
+                and "" not in ops
+                and None not in ops
+                and None not in map(_get_ts, new)
+                and not any(map(SCHEMA.__and__, map(_get_flags, new)))
+                and min(filter(_not_none, map(_get_duration, new)), default=0.0) >= 0
+            ):
+                return []
+        return [
+            span
+            for span in new
+            if span.flags & SCHEMA
+            or span.ts is None
+            or span.layer not in layers
+            or span.status not in statuses
+            or not span.operation
+            or not self._plain_fields
+            or (span.duration_ms is not None and span.duration_ms < 0)
+        ]
+
+    def _summary_suspects(self, new: list[Span], probes: list[Any]) -> list[Span]:
+        """Spans with a summary longer than the limit (screened by the longest of the batch)."""
+        limit = self._summary_max
+        try:
+            longest = max(
+                max(map(len, map(_get_input, probes))), max(map(len, map(_get_output, probes)))
+            )
+        except TypeError:  # a summary that is null or a number: look at each
+            longest = limit + 1
+        if longest <= limit:
+            return []
+        return [
+            span
+            for span, probe in zip(new, probes, strict=True)
+            if (probe.input_summary.__class__ is str and len(probe.input_summary) > limit)
+            or (probe.output_summary.__class__ is str and len(probe.output_summary) > limit)
+        ]
+
+    def _required_suspects(self, new: list[Span], metas: list[Any]) -> list[tuple[Span, _OpRules]]:
+        """Spans (with their operation rules) that may lack a required metadata key."""
+        ops = list(map(_get_operation, new))
+        by_name = self._ops_by_name
+        if by_name.keys() >= set(ops):
+            rules = list(map(by_name.__getitem__, ops))
+        else:  # operation names the layer qualifies (`transition`): by (operation, layer)
+            cache = self._ops_cache
+            rules = [
+                cache.get((span.operation, span.layer)) or self._op_rules(span) for span in new
+            ]
+        need = list(map(_get_required, rules))
+        picked = list(compress(rules, need))
+        fine = list(map(all, map(call, map(_get_present, picked), compress(metas, need))))
+        if all(fine):
+            return []
+        return [
+            (span, r)
+            for span, r, ok in zip(compress(new, need), picked, fine, strict=False)
+            if not ok
+        ]
+
+    def _deprecated_suspects(self, new: list[Span], metas: list[Any]) -> list[Span]:
+        """Spans that may carry a deprecated key (none, when no line has any noticed key)."""
+        layout = self._layout
+        read, clean = layout.notice_read, layout.notice_clean
+        values = list(map(read, metas))
+        if values.count(clean) == len(values):
+            return []
+        maybe = layout.maybe_noticed
+        return [span for span, v in zip(new, values, strict=True) if v != clean and maybe(v)]
+
     def _bad_ids(self, new: list[Span]) -> list[Span]:
         """Spans whose id is not `{short layer}_{digits}_{hex}` (one regex over the batch)."""
-        joined = "\n".join([f"{s.layer}|{s.trace_id}" for s in new])
-        if joined.count("\n") != len(new) - 1:  # an id holding a newline: go one by one
+        joined = "\n".join([f"{s.layer}|{s.trace_id}" for s in new]) + "\n"
+        if joined.count("\n") != len(new):  # an id holding a newline: go one by one
             return [s for s in new if not _good_id(s)]
+        pos = _GOOD_IDS.match(joined).end()  # type: ignore[union-attr]  # `*` always matches
+        if pos == len(joined):
+            return []
         bad: list[Span] = []
-        line = 0
-        pos = 0
-        for m in _BAD_ID_LINE.finditer(joined):
+        line = joined.count("\n", 0, pos)
+        for m in _BAD_ID_LINE.finditer(joined, pos, len(joined) - 1):
             line += joined.count("\n", pos, m.start())
             pos = m.start()
             bad.append(new[line])
@@ -1128,35 +1209,62 @@ class Checker:
             )
 
     def _bag(self, span: Span) -> tuple[dict[str, Any], bool] | None:
-        """`metadata.baggage` and whether it is clean by itself (no denied, no unlisted key).
-
-        Decoded from the probe's raw bytes, cached by those bytes: a trace repeats the same
-        baggage on many spans.
-        """
+        """`metadata.baggage` and whether it is clean by itself (no denied, no unlisted key)."""
         seen = self._bag_seen
         if span.seq in seen:
             return seen[span.seq]
         raw = getattr(self._probe(span).metadata, self._bag_attr)
-        if raw is UNSET:
-            seen[span.seq] = None
-            return None
-        if not isinstance(raw, msgspec.Raw):  # kept as a head (a contract reads inside it)
-            value = value_of(raw)
-            verdict = self._bag_verdict(value) if isinstance(value, dict) else None
-            seen[span.seq] = verdict
-            return verdict
-        piece = memoryview(raw).tobytes()
+        verdict = self._bag_of(bytes(raw)) if raw else None
+        seen[span.seq] = verdict
+        return verdict
+
+    def _bag_of(self, piece: bytes) -> tuple[dict[str, Any], bool] | None:
+        """A baggage object decoded and judged, cached by its bytes: a trace repeats the same
+        baggage on many spans. None when it is not an object."""
         hit = self._bag_cache.get(piece)
         if hit is None:
-            value = value_of(raw)
+            value = value_of(msgspec.Raw(piece))
             if not isinstance(value, dict):
                 return None
             hit = self._bag_verdict(value)
-            if len(self._bag_cache) > 4096:
+            if len(self._bag_cache) >= _BAG_CACHE:
                 self._bag_cache.clear()
             self._bag_cache[piece] = hit
-        seen[span.seq] = hit
         return hit
+
+    def _bag_suspects(self, probes: list[Any]) -> list[bool]:
+        """Per span of the batch: whether its baggage is a non-empty object with a denied or an
+        unlisted key (only then can a child-parent pair break a baggage rule). Column-wise: the
+        raw baggage bytes of the batch, looked up in a cache of verdicts by those bytes."""
+        keys = list(map(bytes, map(self._bag_read, probes)))
+        cache = self._bag_flags
+        flags: list[bool | None] = list(map(cache.get, keys))
+        if None in flags:
+            deny, allow = self._deny, self._allow
+            decode = _decode_any
+            i = -1
+            with contextlib.suppress(ValueError):
+                while True:
+                    i = flags.index(None, i + 1)
+                    piece = keys[i]
+                    flag = cache.get(piece)
+                    if flag is None:
+                        try:
+                            bag = decode(piece) if piece else None
+                        except msgspec.DecodeError:
+                            bag = None
+                        flag = (
+                            isinstance(bag, dict)
+                            and bool(bag)
+                            and not (
+                                deny.isdisjoint(bag) and (allow is None or allow.issuperset(bag))
+                            )
+                        )
+                        if len(cache) >= _BAG_CACHE:
+                            cache.clear()
+                        cache[piece] = flag
+                    flags[i] = flag
+        return flags  # type: ignore[return-value]  # no None left
 
     def _bag_verdict(self, bag: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         allow = self._allow

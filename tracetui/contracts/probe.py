@@ -5,8 +5,8 @@ the summaries, and a few keys it only has to notice (deprecated fields). `ProbeL
 per contract set, a msgspec Struct type holding exactly those keys, so a whole batch is parsed by
 one typed `decode_lines` call that neither materialises the other keys nor the values it keeps:
 
-- a key whose value a rule reads is kept as `msgspec.Raw` (absent: `UNSET`) and decoded only when
-  a rule actually looks at it;
+- a key whose value a rule reads is kept as `msgspec.Raw` (absent: the empty `ABSENT`) and decoded
+  only when a rule actually looks at it;
 - a key a rule only has to notice inside an object (`agent_context.correlationId`) is read through
   a small Struct of the inner keys, whose empty instance is the default, so "nothing to notice" is
   one tuple comparison per line (`ProbeLayout.screen`). The rule then confirms on the decoded line.
@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from operator import attrgetter
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
 UNSET: Final = msgspec.UNSET
+ABSENT: Final = msgspec.Raw(b"")
+"""What a kept key holds when the line does not have it: an empty (falsy) `Raw`, so presence is
+truthiness (`all(values)`), and `bytes(value)` works on every span of a batch."""
 
 Getter = Callable[[Any], Any]
 """Reads one metadata path from a probe's `metadata`; returns UNSET when absent."""
@@ -31,6 +34,10 @@ Getter = Callable[[Any], Any]
 _decode = msgspec.json.decode
 _OTHER: Final = str | int | float | bool | None | list[Any]
 """What a noticed object key may hold instead of an object (read as nothing to notice)."""
+_NEVER: Final = Annotated[str, msgspec.Meta(min_length=1, max_length=0)]
+"""A type no JSON value fits: a noticed key present anywhere makes the strict decode fail."""
+_OTHER_SUMMARY: Final = None | int | float | bool | list[Any] | dict[str, Any]
+_SUMMARIES: Final = ("input_summary", "output_summary")
 
 
 def lookup(obj: Any, path: str) -> Any:
@@ -56,13 +63,19 @@ def lookup(obj: Any, path: str) -> Any:
 
 
 def value_of(raw: Any) -> Any:
-    """A kept value decoded (`Raw` parsed; UNSET stays UNSET)."""
+    """A kept value decoded (`Raw` parsed; absent is UNSET)."""
     if not isinstance(raw, msgspec.Raw):
         return raw
+    if not raw:
+        return UNSET
     try:
         return _decode(raw)
     except msgspec.MsgspecError:  # pragma: no cover - the line was valid JSON as a whole
         return UNSET
+
+
+def _nothing(meta: Any) -> tuple[Any, ...]:
+    return ()
 
 
 def _prefixes(path: str) -> list[tuple[str, str]]:
@@ -82,13 +95,23 @@ class ProbeLayout:
         probe_type: the decoded type: `metadata` (a Struct) plus top-level fields.
         meta_type: the Struct type of `metadata`.
         attr: metadata key read by value → attribute name on `meta_type`.
-        screen: given a probe's `metadata`, False when none of the noticed paths can be present
-            (None when there are none); True means "maybe": confirm on the decoded line.
+        noticed: whether there are noticed paths (see `notice_read`, `maybe_noticed`).
     """
 
     def __init__(
-        self, paths: Iterable[str], top_fields: Iterable[str], noticed: Iterable[str] = ()
+        self,
+        paths: Iterable[str],
+        top_fields: Iterable[str],
+        noticed: Iterable[str] = (),
+        summary_max: int | None = None,
     ) -> None:
+        """Args:
+        paths: metadata paths whose values rules read (dotted paths: flat key or nested).
+        top_fields: top-level fields rules read (`input_summary` …).
+        noticed: metadata paths a rule only has to notice (deprecated keys).
+        summary_max: when given, `input_summary`/`output_summary` longer than this are what a
+            rule looks for (among `top_fields`).
+        """
         keys: list[str] = []
         for path in paths:
             for key in [path, *(head for head, _ in _prefixes(path))]:
@@ -96,8 +119,9 @@ class ProbeLayout:
                     keys.append(key)
         self.attr = {key: f"k{i}" for i, key in enumerate(keys)}
         fields: list[tuple[str, Any, Any]] = [
-            (name, msgspec.Raw, UNSET) for name in self.attr.values()
+            (name, msgspec.Raw, ABSENT) for name in self.attr.values()
         ]
+        strict: list[tuple[str, Any, Any]] = list(fields)
         rename = {name: key for key, name in self.attr.items()}
         # Noticed paths: a flat key, or an inner key of an object.
         flat: list[str] = []
@@ -109,12 +133,15 @@ class ProbeLayout:
         flat_attrs: list[str] = []
         own: dict[str, str] = {}
         whole = set(flat) | set(self.attr)  # noticed when present at all
+        shared = bool(whole & set(self.attr) & (set(flat) | set(inner)))
+        """A noticed key is also read by value: the strict type cannot refuse it."""
         for key in dict.fromkeys([*flat, *(h for h in inner if h in whole)]):
             name = self.attr.get(key) or own.get(key)
             if name is None:  # only noticed: a field of its own
                 name = own[key] = f"n{len(rename)}"
                 rename[name] = key
-                fields.append((name, msgspec.Raw, UNSET))
+                fields.append((name, msgspec.Raw, ABSENT))
+                strict.append((name, msgspec.Raw if shared else _NEVER, ABSENT))
             if name not in flat_attrs:
                 flat_attrs.append(name)
         head_attrs: list[str] = []
@@ -123,10 +150,18 @@ class ProbeLayout:
             if head in whole:
                 continue
             ordered = sorted(names)
+            inner_rename = {f"i{j}": n for j, n in enumerate(ordered)}
             head_type = msgspec.defstruct(
                 f"Noticed{i}",
-                [(f"i{j}", msgspec.Raw, UNSET) for j in range(len(ordered))],
-                rename={f"i{j}": n for j, n in enumerate(ordered)},
+                [(name, msgspec.Raw, ABSENT) for name in inner_rename],
+                rename=inner_rename,
+                frozen=True,
+                gc=False,
+            )
+            refuse = msgspec.defstruct(
+                f"Refused{i}",
+                [(name, _NEVER, ABSENT) for name in inner_rename],
+                rename=inner_rename,
                 frozen=True,
                 gc=False,
             )
@@ -134,48 +169,74 @@ class ProbeLayout:
             name = f"h{len(rename)}"
             rename[name] = head
             fields.append((name, head_type | _OTHER, empty))
+            strict.append(
+                (name, head_type | _OTHER, empty) if shared else (name, refuse | _OTHER, refuse())
+            )
             head_attrs.append(name)
             empties.append(empty)
         self.meta_type: type[msgspec.Struct] = msgspec.defstruct(
             "MetaProbe", fields, rename=rename, gc=False
         )
+        strict_meta = msgspec.defstruct("StrictMetaProbe", strict, rename=rename, gc=False)
         top = list(dict.fromkeys(top_fields))
-        probe_fields: list[tuple[str, Any, Any]] = [("metadata", self.meta_type | None, None)]
-        probe_fields.extend((name, Any, None) for name in top)
-        self.probe_type: type[msgspec.Struct] = msgspec.defstruct("Probe", probe_fields, gc=False)
+        self.probe_type: type[msgspec.Struct] = msgspec.defstruct(
+            "Probe",
+            [("metadata", self.meta_type | None, None), *((name, Any, None) for name in top)],
+            gc=False,
+        )
         self.decoder = msgspec.json.Decoder(self.probe_type)
+        short: Any = Any
+        if summary_max is not None:
+            short = Annotated[str, msgspec.Meta(max_length=summary_max)] | _OTHER_SUMMARY
+        refused = summary_max is not None or (bool(flat_attrs or head_attrs) and not shared)
+        self.strict_notices = refused and not shared
+        """A batch the strict type decodes has none of the noticed keys."""
+        self.strict_summaries = summary_max is not None
+        """A batch the strict type decodes has no summary longer than `summary_max`."""
+        self._strict: msgspec.json.Decoder[Any] | None = None
+        if refused:
+            strict_probe = msgspec.defstruct(
+                "StrictProbe",
+                [
+                    ("metadata", strict_meta | None, None),
+                    *((name, short if name in _SUMMARIES else Any, None) for name in top),
+                ],
+                gc=False,
+            )
+            self._strict = msgspec.json.Decoder(strict_probe)
         self._meta_decoder = msgspec.json.Decoder(self.meta_type)
         generic = [("metadata", Any, None), *((n, Any, None) for n in top)]
         self._generic = msgspec.json.Decoder(msgspec.defstruct("AnyProbe", generic, gc=False))
         self.empty_meta = self.meta_type()
         self.empty = self.probe_type(metadata=self.empty_meta)
-        self.screen: Callable[[Any], bool] | None = None
         watched = flat_attrs + head_attrs
-        if watched:
-            self.screen = self._screen(watched, len(flat_attrs), tuple(empties))
-
-    @staticmethod
-    def _screen(
-        watched: list[str], n_flat: int, empties: tuple[msgspec.Struct, ...]
-    ) -> Callable[[Any], bool]:
-        clean = (UNSET,) * n_flat + empties
-        read = attrgetter(*watched) if len(watched) > 1 else attrgetter(watched[0], watched[0])
+        self.noticed = bool(watched)
         if len(watched) == 1:
-            clean = clean * 2
-        kinds = tuple(type(e) for e in empties)
+            watched *= 2
+        self.notice_read: Callable[[Any], tuple[Any, ...]] = (
+            attrgetter(*watched) if watched else _nothing
+        )
+        """Reads what the noticed keys hold from a probe's `metadata`, as a tuple."""
+        self.notice_clean = ((ABSENT,) * len(flat_attrs) + tuple(empties)) * (
+            2 if len(flat_attrs) + len(empties) == 1 else 1
+        )
+        """What `notice_read` gives when none of the noticed keys is there (most lines)."""
+        self._n_flat = len(flat_attrs)
+        self._empties = tuple(empties)
 
-        def screen(meta: Any) -> bool:
-            values = read(meta)
-            if values == clean:
-                return False
-            if any(v is not UNSET for v in values[:n_flat]):
-                return True
-            return any(
-                v.__class__ is kind and v != empty
-                for v, kind, empty in zip(values[n_flat:], kinds, empties, strict=False)
-            )
+    def maybe_noticed(self, values: tuple[Any, ...]) -> bool:
+        """Whether a `notice_read` result that is not `notice_clean` may hold a noticed key.
 
-        return screen
+        False for a head holding something else than an object (`"agent": "name"`), or an
+        object with none of the inner keys; True means "maybe": confirm on the decoded line.
+        """
+        n = self._n_flat
+        if any(values[:n]):
+            return True
+        return any(
+            v.__class__ is empty.__class__ and v != empty
+            for v, empty in zip(values[n:], self._empties, strict=False)
+        )
 
     def getter(self, path: str) -> Getter:
         """A function reading `path` (decoded) from a probe's `metadata` (flat key first)."""
@@ -184,11 +245,11 @@ class ProbeLayout:
 
         def get(meta: Any) -> Any:
             value = getattr(meta, flat)
-            if value is not UNSET:
+            if value:
                 return value_of(value)
             for head, rest in splits:
                 inner = getattr(meta, head)
-                if inner is not UNSET:
+                if inner:
                     found = lookup(value_of(inner), rest)
                     if found is not UNSET:
                         return found
@@ -196,19 +257,36 @@ class ProbeLayout:
 
         return get
 
-    def decode_batch(self, raws: list[bytes]) -> list[Any]:
-        """Decode a batch of lines in one call (line by line if one of them does not fit)."""
-        try:
-            probes: list[Any] = self.decoder.decode_lines(b"\n".join(raws))
-        except msgspec.MsgspecError:
-            return [self.decode(raw) for raw in raws]
+    def decode_batch(self, raws: list[bytes]) -> tuple[list[Any], bool]:
+        """Decode a batch of lines in one call (line by line if one of them does not fit).
+
+        Returns the probes and whether the strict type took the whole batch (then none of its
+        lines has a noticed key or an over-long summary, see `strict_notices` and
+        `strict_summaries`). Otherwise the batch is decoded again with the plain type, whose
+        probes hold what those rules need to look at each line.
+        """
+        joined = b"\n".join(raws)
+        strict = self._strict
+        probes: list[Any] = []
+        ok = False
+        if strict is not None:
+            try:
+                probes = strict.decode_lines(joined)
+                ok = True
+            except msgspec.MsgspecError:
+                pass
+        if not ok:
+            try:
+                probes = self.decoder.decode_lines(joined)
+            except msgspec.MsgspecError:
+                return [self.decode(raw) for raw in raws], False
         if len(probes) != len(raws):  # pragma: no cover - a line held a raw newline
-            return [self.decode(raw) for raw in raws]
+            return [self.decode(raw) for raw in raws], False
         empty = self.empty_meta
         for probe in probes:
             if probe.metadata is None:
                 probe.metadata = empty
-        return probes
+        return probes, ok
 
     def decode(self, raw: bytes) -> Any:
         """Decode one line; metadata that is not an object reads as empty."""
