@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import queue
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -87,10 +89,44 @@ def load_stream(
 ) -> None:
     """Read a stream to its end into the store."""
     loader = StreamLoader(store, origin, on_reject, identity)
-    read = stream.read
-    while chunk := read(CHUNK):
+    for chunk in read_ahead(stream):
         loader.feed(chunk)
     loader.finish()
+
+
+def read_ahead(stream: BinaryIO, size: int = CHUNK, depth: int = 2) -> Iterator[bytes]:
+    """The stream's chunks, read by a helper thread up to `depth` chunks ahead.
+
+    A read releases the GIL, so reading the next chunk overlaps decoding this one. A read error
+    is raised here, in the caller's thread, after the chunks read before it.
+    """
+    ahead: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                chunk = stream.read(size)
+                ahead.put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            ahead.put(exc)
+
+    thread = threading.Thread(target=reader, name="tracetui-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ahead.get_nowait()  # unblock a reader waiting to put, so that it sees `stop`
 
 
 def load_paths(
