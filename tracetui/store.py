@@ -428,7 +428,7 @@ class TraceStore:
 
     def events(self) -> Iterator[Span]:
         """Resident spans in arrival order."""
-        return (e for e in self._events if e is not None)
+        return filter(None, self._events)  # evicted slots are None; a span is always truthy
 
     def get(self, seq: int) -> Span | None:
         """The span with this arrival number, if resident."""
