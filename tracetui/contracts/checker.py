@@ -56,6 +56,8 @@ _BAG_CACHE: Final = 16384
 """Distinct baggage objects whose verdict is remembered (a trace repeats one on many spans)."""
 _decode_any: Final = msgspec.json.Decoder().decode
 _get_metadata: Final = attrgetter("metadata")
+_get_raw_bytes: Final = attrgetter("raw_bytes")
+_get_trace_id: Final = attrgetter("trace_id")
 _get_input: Final = attrgetter("input_summary")
 _get_output: Final = attrgetter("output_summary")
 _get_layer: Final = attrgetter("layer")
@@ -481,7 +483,10 @@ class Checker:
         """Local rules and duplicate/cycle flags for a batch (its probes stay for the batch)."""
         self._batch_first = new[0].seq
         if self._need_probe:
-            self._batch, self._batch_strict = self._layout.decode_batch([s.raw for s in new])
+            raws = list(map(_get_raw_bytes, new))
+            if not all(raws):  # spooled already: read back
+                raws = [s.raw for s in new]
+            self._batch, self._batch_strict = self._layout.decode_batch(raws)
         found = self._local_batch(new)
         if found:
             owned = self._owned
@@ -508,9 +513,11 @@ class Checker:
         first = new[0].seq
         n = len(new)
         touched = self._touched
-        for span in change.adopted:
-            self._retract_trace(span.trace_id, delta)
-            touched.pop(span.trace_id, None)
+        adopted = set(map(_get_trace_id, change.adopted)) if change.adopted else set()
+        for tid in adopted.intersection(self._trace_owned):
+            self._retract_trace(tid, delta)
+        for tid in adopted.intersection(touched):
+            del touched[tid]
         by_id = store.by_id
         is_cut = store.is_cut
         pending = self._pending
@@ -526,7 +533,7 @@ class Checker:
         general = self._general_relations
         structure = self._structure
         correlation = self._correlation
-        bag_flags = self._bag_suspects(self._batch) if self._bag_attr else None
+        bag_flags = self._bag_suspects(self._batch) if self._bag_attr else [False] * n
         for i in range(n - 1, -1, -1):
             if state[i] is not None:
                 continue
@@ -549,42 +556,41 @@ class Checker:
                 top = self._placeholder_of(by_id, parent, memo)
             else:
                 top = self._root_of(store, parent, memo) if dead else -1
-            for node in chain:
-                seq = node.seq
-                state[seq - first] = top
-                tid = node.trace_id
-                if top.__class__ is str:
+            if top.__class__ is str:  # pending: an ancestor has not arrived
+                for node in chain:
+                    seq = node.seq
+                    state[seq - first] = top
                     pending.add(seq)
                     if waiting:
-                        waiting.discard(tid)
-                    waiting.add(top)
-                    tops.add(top)
-                else:
-                    if dead:
-                        tops.add(top)
-                    if general or (was_partial and seq in was_partial):
+                        waiting.discard(node.trace_id)
+                waiting.add(top)
+                tops.add(top)
+                continue
+            if dead:
+                tops.add(top)
+            for node in chain:
+                seq = node.seq
+                j = seq - first
+                state[j] = top
+                if general or (was_partial and seq in was_partial):
+                    judge(node, parent, delta)
+                elif parent is not None:
+                    # A screen for the common case, where nothing can be found.
+                    if bag_flags[j] or (
+                        correlation
+                        and node.correlation_id is not None
+                        and (pc := parent.correlation_id) is not None
+                        and node.parent_correlation_id != pc
+                    ):
                         judge(node, parent, delta)
-                    elif parent is not None:
-                        # Screen for the common case, where nothing can be found.
-                        suspect = False
-                        if structure:
-                            cs, ps = node.ts, parent.ts
-                            suspect = (
-                                isinstance(cs, float)
-                                and isinstance(ps, float)
-                                and cs < ps - _EPSILON
-                            )
-                        if correlation and not suspect and node.correlation_id is not None:
-                            pc = parent.correlation_id
-                            suspect = pc is not None and node.parent_correlation_id != pc
-                        if bag_flags is not None and not suspect:
-                            suspect = bag_flags[seq - first]
-                        if suspect:
+                    elif structure:
+                        cs, ps = node.ts, parent.ts
+                        if type(cs) is float and type(ps) is float and cs < ps - _EPSILON:
                             judge(node, parent, delta)
-                    if waiting and tid in waiting:
-                        waiting.discard(tid)
-                        if by_id.get(tid) is node:
-                            self._judge_waiting(store, node, top, state, first, delta)  # type: ignore[arg-type]
+                if waiting and (tid := node.trace_id) in waiting:
+                    waiting.discard(tid)
+                    if by_id.get(tid) is node:
+                        self._judge_waiting(store, node, top, state, first, delta)  # type: ignore[arg-type]
                 parent = node
         for top in tops:
             touched[top] = None
@@ -854,11 +860,14 @@ class Checker:
         fine = list(map(all, map(call, map(_get_present, picked), compress(metas, need))))
         if all(fine):
             return []
-        return [
-            (span, r)
-            for span, r, ok in zip(compress(new, need), picked, fine, strict=False)
-            if not ok
-        ]
+        spans = list(compress(new, need))
+        out: list[tuple[Span, _OpRules]] = []
+        i = -1
+        with contextlib.suppress(ValueError):
+            while True:
+                i = fine.index(False, i + 1)
+                out.append((spans[i], picked[i]))
+        return out
 
     def _deprecated_suspects(self, new: list[Span], metas: list[Any]) -> list[Span]:
         """Spans that may carry a deprecated key (none, when no line has any noticed key)."""
@@ -1238,33 +1247,23 @@ class Checker:
         raw baggage bytes of the batch, looked up in a cache of verdicts by those bytes."""
         keys = list(map(bytes, map(self._bag_read, probes)))
         cache = self._bag_flags
-        flags: list[bool | None] = list(map(cache.get, keys))
-        if None in flags:
+        unseen = set(keys).difference(cache)
+        if unseen:
+            if len(cache) + len(unseen) > _BAG_CACHE:
+                cache.clear()
+                unseen = set(keys)
             deny, allow = self._deny, self._allow
-            decode = _decode_any
-            i = -1
-            with contextlib.suppress(ValueError):
-                while True:
-                    i = flags.index(None, i + 1)
-                    piece = keys[i]
-                    flag = cache.get(piece)
-                    if flag is None:
-                        try:
-                            bag = decode(piece) if piece else None
-                        except msgspec.DecodeError:
-                            bag = None
-                        flag = (
-                            isinstance(bag, dict)
-                            and bool(bag)
-                            and not (
-                                deny.isdisjoint(bag) and (allow is None or allow.issuperset(bag))
-                            )
-                        )
-                        if len(cache) >= _BAG_CACHE:
-                            cache.clear()
-                        cache[piece] = flag
-                    flags[i] = flag
-        return flags  # type: ignore[return-value]  # no None left
+            for piece in unseen:
+                try:
+                    bag = _decode_any(piece) if piece else None
+                except msgspec.DecodeError:
+                    bag = None
+                cache[piece] = (
+                    isinstance(bag, dict)
+                    and bool(bag)
+                    and not (deny.isdisjoint(bag) and (allow is None or allow.issuperset(bag)))
+                )
+        return list(map(cache.__getitem__, keys))
 
     def _bag_verdict(self, bag: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         allow = self._allow
