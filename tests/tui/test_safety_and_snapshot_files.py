@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_helpers import BatchFeed, event, trace_tree, tree_screen, wait_until
+import pytest
+from tui_helpers import BatchFeed, event, status_line, trace_tree, tree_screen, wait_until
 
 from tracetui.formatting import tree_lines
 from tracetui.load import load_paths
@@ -77,7 +78,7 @@ async def test_snapshot_writes_the_filtered_view_as_reopenable_files(
         await pilot.pause(0.2)
         await pilot.press("e")
         await pilot.press("s")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: written(app) == 1)
         shown = [r for r in tree_screen(app) if r]
     files = sorted(tmp_path.glob("tracetui-*"))
     names = [p.name for p in files]
@@ -109,7 +110,61 @@ async def test_two_snapshots_in_one_second_do_not_overwrite_each_other(
         await pilot.pause(0.1)
         first = app.take_snapshot()
         second = app.take_snapshot()
+        await wait_until(pilot, lambda: written(app) == 2)
     assert len({p.name for p in first + second}) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in first + second)
+
+
+def written(app: TraceApp) -> int:
+    return sum(n.title == "Snapshot written" for n in app._notifications)
+
+
+async def test_snapshot_files_are_written_by_a_worker_while_the_ui_stays_usable(
+    store: TraceStore,
+    feed: BatchFeed,
+    no_user_themes: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker is held inside its first fsync: meanwhile keys work, ingest resumes, nothing
+    half-written is visible; released, it finishes and the notification names the files."""
+    import os
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+    writer: list[str] = []
+
+    def gated_fsync(fd: int) -> None:
+        writer.append(threading.current_thread().name)
+        inside.set()
+        assert release.wait(10)
+        real_fsync(fd)
+
+    lines = [line for n in range(30) for line in trace_tree(n, start=1000.0 + n)]
+    feed.push(lines)
+    app = TraceApp(store, feed, snapshot_dir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.view) == 120)
+        monkeypatch.setattr(os, "fsync", gated_fsync)
+        paths = app.take_snapshot()
+        await wait_until(pilot, inside.is_set)
+        assert "snapshot" in status_line(app)
+        await pilot.press("home")
+        assert app.span_tree.cursor == 0
+        await pilot.press("down", "down")
+        assert app.span_tree.cursor == 2
+        feed.push(trace_tree(99, start=2000.0))  # ingest goes on while the files are written
+        await wait_until(pilot, lambda: "alt_99" in store.by_id and not feed.queue)
+        assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+        release.set()
+        await wait_until(pilot, lambda: written(app) == 1)
+        assert "snapshot" not in status_line(app)
+    assert writer and all(name != threading.main_thread().name for name in writer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+    jsonl = paths[0].read_bytes().splitlines()
+    assert sorted(jsonl) == sorted(lines)  # the view when `s` was pressed, not tree 99
+    assert len(paths[1].read_text().splitlines()) == 120
 
 
 async def test_snapshot_into_a_missing_folder_says_why(

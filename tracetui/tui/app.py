@@ -7,6 +7,7 @@ tree view at once — never one message per event. The store is only touched on 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import os
@@ -31,7 +32,7 @@ from textual.worker import Worker, WorkerState
 
 from tracetui.formatting import clip
 from tracetui.model import LAYERS, Span
-from tracetui.query import Filter
+from tracetui.query import Filter, Selection
 from tracetui.sanitize import sanitize
 from tracetui.stats import compute
 from tracetui.store import Change, TopEntry, TraceStore
@@ -48,7 +49,7 @@ from tracetui.tui.screens import (
     stats_lines,
 )
 from tracetui.tui.search import SearchIndex, indexable
-from tracetui.tui.snapshot import snapshot_prefix, write_snapshot
+from tracetui.tui.snapshot import snapshot_paths, snapshot_prefix, text_lines, write_files
 from tracetui.tui.span_tree import SpanTree
 from tracetui.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, ThemeFile, discover
 from tracetui.tui.view import SEVERITIES, TreeView
@@ -63,6 +64,8 @@ BACKGROUND_FILTER_MIN = 200_000
 search index has not reached yet) runs in a background thread."""
 INDEX_PER_TICK = 20_000
 """Most spans added to the search index per tick (it catches up after a big load)."""
+SNAPSHOT_SLICE_S = 0.02
+"""Longest slice of snapshot formatting between two turns of the event loop."""
 NARROW = 100
 """Below this width the details pane goes under the tree."""
 
@@ -171,6 +174,10 @@ class TraceApp(App[None]):
         self.pending: list[Change] = []
         self.pending_spans = 0
         self._pending_findings: set[int] = set()
+        self._holding = 0
+        """Snapshots reading the store over several turns: ingest waits meanwhile."""
+        self._snapshot_prefixes: set[Path] = set()
+        """Snapshots not written yet (their names are taken)."""
         self._rate: deque[tuple[float, int]] = deque()
         self._loading = False
         self._finished = False
@@ -245,7 +252,7 @@ class TraceApp(App[None]):
         """Drain the feed, run the checker, and update the view from everything that arrived."""
         now = time.monotonic()
         change: Change | None = None
-        if self.feed is not None:
+        if self.feed is not None and not self._holding:
             change = self.feed.drain(max_spans=DRAIN_MAX)
             self._loading = len(change.new) >= DRAIN_MAX
             if change.new:
@@ -403,6 +410,8 @@ class TraceApp(App[None]):
             out.append(f"{total:,}")
         if store.rejected:
             out.append(f"  bad {len(store.rejected):,}", "bold")
+        if self._snapshot_prefixes:
+            out.append("  ⟳ snapshot…", "bold")
         if self._filtering:
             out.append("  ⟳ searching…", "bold")
         elif self.view.filtering:
@@ -799,26 +808,82 @@ class TraceApp(App[None]):
         self.take_snapshot()
 
     def take_snapshot(self) -> list[Path]:
-        """Write the snapshot files; notify which ones (or why not)."""
+        """Start writing the snapshot files of the current view; return the paths they will have.
+
+        The view is captured at once (screenshot, selection, its spans). The `.txt` tree is
+        formatted on this thread — it walks the store — in slices between which the UI stays
+        live, with ingest held so the store does not change under the walk. A worker thread then
+        writes the files (each atomically) from bytes and spans alone, and a notification names
+        them when they are there (or says why not).
+        """
+        prefix = snapshot_prefix(self.snapshot_dir, taken=self._snapshot_prefixes)
+        svg = self.export_screenshot(title="tracetui")
+        shown = self.view.selection()
+        selection = Selection(
+            top=shown.top,
+            matched=None if shown.matched is None else set(shown.matched),
+            context=set(shown.context),
+        )
+        spans = list(self.view.visible_spans())
+        self._snapshot_prefixes.add(prefix)
+        self._holding += 1
+        self._update_status()
+        self.run_worker(
+            self._snapshot_text(prefix, selection, spans, svg),
+            group="snapshot",
+            exit_on_error=False,
+        )
+        return snapshot_paths(prefix)
+
+    async def _snapshot_text(
+        self, prefix: Path, selection: Selection, spans: list[Span], svg: str
+    ) -> None:
+        chunks: list[bytes] = []
         try:
-            prefix = snapshot_prefix(self.snapshot_dir)
-            svg = self.export_screenshot(title="tracetui")
-            paths = write_snapshot(
-                prefix, self.store, self.view.selection(), self.view.visible_spans(), svg
-            )
-        except OSError as exc:
+            lines = text_lines(self.store, selection)
+            while True:
+                deadline = time.perf_counter() + SNAPSHOT_SLICE_S
+                batch: list[bytes] = []
+                for line in lines:
+                    batch.append(line)
+                    if len(batch) >= 256 and time.perf_counter() > deadline:
+                        break
+                if not batch:
+                    break
+                chunks.append(b"".join(batch))
+                await asyncio.sleep(0)
+        except Exception as exc:
+            self._snapshot_done(prefix, [], exc)
+            return
+        finally:
+            self._holding -= 1
+
+        def write() -> None:
+            try:
+                paths = write_files(prefix, (span.raw + b"\n" for span in spans), chunks, svg)
+            except Exception as exc:  # reported, never lost: the UI names the failure
+                self.call_from_thread(self._snapshot_done, prefix, [], exc)
+                return
+            self.call_from_thread(self._snapshot_done, prefix, paths, None)
+
+        self.run_worker(write, thread=True, group="snapshot-write", exit_on_error=False)
+
+    def _snapshot_done(self, prefix: Path, paths: list[Path], error: Exception | None) -> None:
+        self._snapshot_prefixes.discard(prefix)
+        self._update_status()
+        if error is not None:
+            reason = error.strerror if isinstance(error, OSError) else None
             self.notify(
-                f"{sanitize(str(self.snapshot_dir))}: {exc.strerror or exc}",
+                f"{sanitize(str(self.snapshot_dir))}: {reason or sanitize(str(error))}",
                 title="Snapshot failed",
                 severity="error",
                 markup=False,
             )
-            return []
+            return
         names = ", ".join(sanitize(p.name) for p in paths)
         self.notify(
             f"{names}\nin {sanitize(str(prefix.parent))}", title="Snapshot written", markup=False
         )
-        return paths
 
     def action_next_theme(self) -> None:
         names = [tf.theme.name for tf in self.themes] or ["textual-dark", "textual-light"]

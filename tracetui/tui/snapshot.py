@@ -11,7 +11,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tracetui.formatting import tree_lines
@@ -43,16 +43,49 @@ def _umask() -> int:
     return mask
 
 
-def snapshot_prefix(folder: Path, now: float | None = None) -> Path:
-    """`folder/tracetui-YYYYmmdd-HHMMSS`, with `-2`, `-3` … when that name is taken."""
+def snapshot_prefix(folder: Path, now: float | None = None, taken: Iterable[Path] = ()) -> Path:
+    """`folder/tracetui-YYYYmmdd-HHMMSS`, with `-2`, `-3` … when that name is taken (by files,
+    or by `taken`: snapshots still being written)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     base = folder / f"tracetui-{stamp}"
+    busy = set(taken)
     candidate = base
     n = 1
-    while any(candidate.with_name(candidate.name + ext).exists() for ext in (".jsonl", ".txt")):
+    while candidate in busy or any(
+        candidate.with_name(candidate.name + ext).exists() for ext in (".jsonl", ".txt")
+    ):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def snapshot_paths(prefix: Path, svg: bool = True) -> list[Path]:
+    """The files a snapshot with this prefix writes, in order."""
+    exts = (".jsonl", ".txt", ".svg") if svg else (".jsonl", ".txt")
+    return [prefix.with_name(prefix.name + ext) for ext in exts]
+
+
+def text_lines(store: TraceStore, selection: Selection) -> Iterator[bytes]:
+    """The `.txt` file's lines (the console tree of `tracetui tree`), encoded."""
+    for line in tree_lines(store, selection):
+        yield line.encode("utf-8", "surrogateescape") + b"\n"
+
+
+def write_files(
+    prefix: Path, jsonl: Iterable[bytes], txt: Iterable[bytes], svg: str | None = None
+) -> list[Path]:
+    """Write the snapshot files from their contents, each atomically; return the paths.
+
+    Reads nothing from a store, so a worker thread can run it over contents gathered on the
+    thread that owns the store.
+    """
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    paths = snapshot_paths(prefix, svg is not None)
+    atomic_write(paths[0], jsonl)
+    atomic_write(paths[1], txt)
+    if svg is not None:
+        atomic_write(paths[2], [svg.encode("utf-8")])
+    return paths
 
 
 def write_snapshot(
@@ -71,17 +104,6 @@ def write_snapshot(
         spans: the events of the view, in arrival order (their raw lines go to `.jsonl`).
         svg: a screenshot, or None.
     """
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    jsonl = prefix.with_name(prefix.name + ".jsonl")
-    txt = prefix.with_name(prefix.name + ".txt")
-    atomic_write(jsonl, (span.raw + b"\n" for span in spans))
-    atomic_write(
-        txt,
-        (line.encode("utf-8", "surrogateescape") + b"\n" for line in tree_lines(store, selection)),
+    return write_files(
+        prefix, (span.raw + b"\n" for span in spans), text_lines(store, selection), svg
     )
-    written = [jsonl, txt]
-    if svg is not None:
-        path = prefix.with_name(prefix.name + ".svg")
-        atomic_write(path, [svg.encode("utf-8")])
-        written.append(path)
-    return written
