@@ -469,3 +469,16 @@ def test_many_resolved_placeholders_in_one_batch(kit: TraceKit, batching: str) -
     assert sum(1 for _, n in store.walk() if not isinstance(n, str)) == len(events)
     assert sorted(ops(kit.text(store))) == sorted(e["operation"] for e in events)
     assert kit.forest_shape(store) == kit.forest_shape(reference)
+
+
+def test_next_and_first_seq_follow_ingest_and_eviction(kit: TraceKit) -> None:
+    store = TraceStore(max_events=3)
+    assert (store.first_seq, store.next_seq) == (0, 0)
+    spans = [kit.decode_one({"trace_id": f"r{i}"}) for i in range(5)]
+    store.ingest(spans[:2])
+    assert (store.first_seq, store.next_seq) == (0, 2)
+    store.ingest(spans[2:])
+    assert store.next_seq == 5
+    assert store.get(store.first_seq) is not None
+    assert all(store.get(seq) is None for seq in range(store.first_seq))
+    assert [s.seq for s in store.events()] == [2, 3, 4]

@@ -430,6 +430,16 @@ class TraceStore:
         """Resident spans in arrival order."""
         return filter(None, self._events)  # evicted slots are None; a span is always truthy
 
+    @property
+    def next_seq(self) -> int:
+        """The seq the next ingested span will get (arrival numbers never repeat)."""
+        return self._first_seq + len(self._events)
+
+    @property
+    def first_seq(self) -> int:
+        """No resident span has a seq below this (eviction raises it)."""
+        return self._first_seq
+
     def get(self, seq: int) -> Span | None:
         """The span with this arrival number, if resident."""
         idx = seq - self._first_seq
