@@ -225,3 +225,25 @@ def test_trace_id_screen_finds_each_bad_id_in_a_large_batch() -> None:
         ("schema.trace_id_shape", "alt_1705180800_xyz"),
         ("schema.trace_id_shape", "alt_1705180800_00ff\nx"),
     }
+
+
+# ---- the strict decode: a batch with nothing to look at, and one with a needle in it -----------
+
+
+def test_one_long_summary_or_deprecated_key_among_many_clean_lines() -> None:
+    f = Feed(["dopejar", "correlation"])
+    events = [ev(f"alt_1705180800_{i:04x}", None) for i in range(300)]
+    events[0]["input_summary"] = "é" * 100  # at the limit (200 bytes): fine
+    events[10]["output_summary"] = "€" * 101
+    events[200]["metadata"] = {"agent_context": {"agent": "a", "runId": "r", "source": "x"}}
+    events[201]["metadata"] = {"agent_context": "planner"}  # no deprecated key inside a string
+    events[299]["input_summary"] = 42  # not text: not judged by length
+    f.batch(*events)
+    assert {(x.rule, x.trace_id) for x in f.findings()} == {
+        ("schema.summary_too_long", "alt_1705180800_000a"),
+        ("propagation.deprecated_field", "alt_1705180800_00c8"),
+        ("propagation.agent_context_shape", "alt_1705180800_00c9"),  # a bare string
+    }
+    clean = Feed(["dopejar", "correlation"])
+    clean.batch(*[ev(f"alt_1705180800_{i:04x}", None) for i in range(300)])
+    assert clean.findings() == []

@@ -78,6 +78,10 @@ def _nothing(meta: Any) -> tuple[Any, ...]:
     return ()
 
 
+def _field_order(field: tuple[str, Any, Any]) -> int:
+    return "hkn".index(field[0][0])
+
+
 def _prefixes(path: str) -> list[tuple[str, str]]:
     """(head, rest) for every dot of a path: `a.b.c` → (`a`, `b.c`), (`a.b`, `c`)."""
     out: list[tuple[str, str]] = []
@@ -174,6 +178,10 @@ class ProbeLayout:
             )
             head_attrs.append(name)
             empties.append(empty)
+        # msgspec looks a key up from the field after the last one it matched: agent context
+        # heads (usually the first keys) first, flat dotted keys (hardly ever there) last.
+        fields.sort(key=_field_order)
+        strict.sort(key=_field_order)
         self.meta_type: type[msgspec.Struct] = msgspec.defstruct(
             "MetaProbe", fields, rename=rename, gc=False
         )
