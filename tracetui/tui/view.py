@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Protocol
 
-from tracetui.model import CYCLE, Span
+from tracetui.model import Span
 from tracetui.query import Filter, Selection, matching_seqs
 from tracetui.store import Change, TopEntry, TraceStore
+from tracetui.tui.links import Kept, Links, kept
 
 NodeKey = int | str | tuple[str, ...]
 """A span's `seq`, a placeholder's awaited parent id, or a group heading's key."""
@@ -102,6 +104,10 @@ class TreeView:
         self._keep: set[int] = set()
         """matched ∪ context: what a filter lets through."""
         self._pred: Callable[[Span], bool] | None = None
+        self.links = Links()
+        """Parent links and tree membership as of the watermark (arrays indexed by seq)."""
+        self._evicted = store.evicted
+        """The store's eviction count when the view last took retention into account."""
         self._seen = 0
         """The watermark: spans with a smaller seq are part of the view (see the module doc)."""
         self._all_counts: dict[NodeKey, int] = {}
@@ -134,78 +140,50 @@ class TreeView:
 
     def _behind(self) -> bool:
         """Whether the store holds spans the view has not been given yet (paused)."""
-        return self.store.get(self._seen) is not None
+        return self.store.next_seq > self._seen
 
     def _count_all(self) -> None:
-        """Count the spans of every tree in one pass (a store filled before the view, a catch-up).
-
-        Spans are visited newest first: emitters write children first, so a span's parent has
-        usually been resolved already and one lookup finds the tree.
-        """
-        spans = list(self.store.events())
-        if spans:
-            self._seen = max(self._seen, spans[-1].seq + 1)
-        by_id = self.store.by_id
+        """Link and count the spans of every tree in one pass (a store filled before the view,
+        a catch-up after retention evicted while the view was behind)."""
+        store = self.store
+        links = self.links
+        links.reset(store)
+        self._seen = links.end
+        self._evicted = store.evicted
+        by_first = Counter(links.head)
+        by_first.pop(-1, None)
         counts: dict[NodeKey, int] = {}
-        memo: dict[str, TopEntry] = {}
-        hit = memo.get
-        top_of = self._top_of
-        for span in reversed(spans):
-            pid = span.parent_id
-            top = None if pid is None or span.flags & CYCLE else hit(pid)
-            if top is None:
-                top = top_of(span, memo)
-            else:
-                tid = span.trace_id
-                if by_id.get(tid) is span:
-                    memo[tid] = top
-            key = top if isinstance(top, str) else top.seq
-            counts[key] = counts.get(key, 0) + 1
+        key = links.key
+        for first, n in by_first.items():
+            k = key(first)
+            if k is not None:
+                counts[k] = counts.get(k, 0) + n
         self._all_counts.clear()
         self._all_counts.update(counts)
         self._recount = False
 
-    def _top_of(self, span: Span, memo: dict[str, TopEntry] | None = None) -> TopEntry:
+    def _entry(self, key: NodeKey) -> TopEntry | None:
+        """The top-level entry with this key (a root span, or a placeholder id)."""
+        if isinstance(key, str):
+            return key
+        if isinstance(key, int):
+            return self.store.get(key)
+        return None
+
+    def _top_of(self, span: Span) -> TopEntry:
         """The top-level entry of a span's tree as of the watermark (cf. `store.top_of`).
 
         A parent beyond the watermark has not arrived as far as the view knows, so the span waits
-        under its placeholder. `memo` (trace id → top, for one batch or pass) lets siblings and
-        descendants stop at the first ancestor already resolved.
+        under its placeholder. (A span beyond the watermark gets the store's answer: it has no
+        row yet, so whatever is asked of it finds nothing.)
         """
-        store = self.store
-        by_id = store.by_id
-        is_cut = store.is_cut
-        seen = self._seen
-        path: list[Span] = []
-        node = span
-        budget = len(store) + 1
-        top: TopEntry
-        while True:
-            pid = node.parent_id
-            if pid is None or is_cut(node):
-                top = node
-                break
-            if memo is not None:
-                hit = memo.get(pid)
-                if hit is not None:
-                    top = hit
-                    break
-            parent = by_id.get(pid)
-            if parent is None or parent.seq >= seen:
-                top = pid
-                break
-            path.append(node)
-            node = parent
-            budget -= 1
-            if budget <= 0:  # a loop the store did not cut: never hang the monitor on it
-                top = node
-                break
-        if memo is not None:
-            path.append(node)
-            for member in path:
-                if by_id.get(member.trace_id) is member:
-                    memo[member.trace_id] = top
-        return top
+        if span.seq < self._seen:
+            key = self.links.key(span.seq)
+            if key is not None:
+                top = self._entry(key)
+                if top is not None:
+                    return top
+        return self.store.top_of(span)
 
     def _merge(self, old: NodeKey, new: NodeKey) -> None:
         """A tree joined another one (its awaited parent landed): move its counts over."""
@@ -224,6 +202,14 @@ class TreeView:
         for counts in (self._all_counts, self._counts):
             for key in [k for k in counts if k not in live]:
                 del counts[key]
+
+    def catch_up(self) -> None:
+        """Show the store as it is now (what a filter change does first)."""
+        if self._recount or self._behind():
+            self._count_all()
+            self._tops_dirty = True
+            if self._pred is not None:
+                self.set_filter()
 
     @property
     def watermark(self) -> int:
@@ -244,13 +230,15 @@ class TreeView:
         violations_only: bool | None = None,
         min_severity: str | None = None,
         matched: set[int] | None = None,
+        prepared: Kept | None = None,
     ) -> None:
         """Change the filter and recompute what matches (one pass over the store).
 
-        `matched` may carry the matching seqs already computed elsewhere (a background pass or
-        the search index). A filter change shows the store as it is: a view behind the store
-        (paused) catches up, and batches given to `apply` later that it already holds change
-        nothing.
+        `matched` may carry the matching seqs already computed elsewhere (the search index);
+        `prepared` what a background pass worked out over a snapshot of the links (`kept`): it
+        is brought up to date with the batches the view took since. A filter change shows the
+        store as it is: a view behind the store (paused) catches up, and batches given to
+        `apply` later that it already holds change nothing.
         """
         if flt is not None:
             self.filter = flt
@@ -266,75 +254,44 @@ class TreeView:
             self.context = set()
             self._keep = set()
             self._counts = self._all_counts
+        elif prepared is not None and prepared.end <= self._seen:
+            self._install(prepared)
         else:
             if matched is None:
                 matched = self._match_all(self._pred)
-            self.matched = matched
-            self.context = set()
-            self._keep = set(matched)
-            self._counts = self._count_kept(matched)
+            result = kept(self.links, matched)
+            assert result is not None
+            self._install(result)
         self._tops_dirty = True
         self._special = None
         self._blocks = self._all_blocks if self._pred is None else {}
 
-    def _count_kept(self, matched: set[int]) -> dict[NodeKey, int]:
-        """Add the context above every match and count what the filter keeps, per tree.
-
-        One walk up from each match: it adds context until the first kept ancestor, then goes on
-        only as far as an ancestor whose tree is already known, so each kept span is walked about
-        once. (The hot loop of a filter change over a million spans, hence written out inline.)
-        """
-        store = self.store
-        get = store.get
-        by_id = store.by_id
-        is_cut = store.is_cut
-        keep, context = self._keep, self.context
-        seen = self._seen if self._behind() else 1 << 62
-        counts: dict[NodeKey, int] = {}
-        tree_of: dict[int, NodeKey] = {}
-        known = tree_of.get
-        budget = len(store) + 1
-        top: NodeKey | None
-        for seq in matched:
-            span = get(seq)
-            if span is None:
-                continue
-            path = [seq]
-            gained = 1
-            adding = True
-            node = span
-            steps = budget
-            while True:
-                pid = node.parent_id
-                if pid is None or (node.flags & CYCLE and is_cut(node)):
-                    top = node.seq
-                    break
-                parent = by_id.get(pid)
-                if parent is None or parent.seq >= seen:
-                    top = pid
-                    break
-                up = parent.seq
-                if adding:
-                    if up in keep:
-                        adding = False
-                    else:
-                        keep.add(up)
-                        context.add(up)
-                        gained += 1
-                if not adding:
-                    top = known(up)
-                    if top is not None:
-                        break
-                path.append(up)
-                node = parent
-                steps -= 1
-                if steps <= 0:  # a loop the store did not cut: never hang on it
-                    top = node.seq
-                    break
-            for member in path:
-                tree_of[member] = top
-            counts[top] = counts.get(top, 0) + gained
-        return counts
+    def _install(self, result: Kept) -> None:
+        """Take what a filter keeps, computed as of `result.end`, and add the batches since."""
+        self.matched = result.matched
+        self._keep = result.keep
+        self.context = result.context
+        links = self.links
+        if result.merges == links.merges:
+            counts = result.counts
+        else:  # trees joined (or went) since: count by head again
+            live = self.store.top_positions
+            counts = {}
+            key = links.key
+            for head, n in result.by_head.items():
+                k = key(head)
+                if k is not None and k in live:
+                    counts[k] = counts.get(k, 0) + n
+        self._counts = counts
+        if result.end < self._seen:
+            get = self.store.get
+            fresh = [s for s in map(get, range(result.end, self._seen)) if s is not None]
+            tops: dict[int, NodeKey] = {}
+            for span in fresh:
+                k = links.key(span.seq)
+                if k is not None:
+                    tops[span.seq] = k
+            self._filter_fresh(fresh, tops)
 
     def _match_all(self, pred: Callable[[Span], bool]) -> set[int]:
         """Seqs of every resident span that matches (the common facet-only filters inline)."""
@@ -379,15 +336,17 @@ class TreeView:
     def _add_context_above(self, span: Span) -> int:
         """Keep the span's ancestors as context up to the first one kept; how many were added."""
         keep, context = self._keep, self.context
-        parent_of = self.store.parent
-        seen = self._seen
+        links = self.links
+        parent, base = links.parent, links.base
         added = 0
-        parent = parent_of(span)
-        while parent is not None and parent.seq < seen and parent.seq not in keep:
-            context.add(parent.seq)
-            keep.add(parent.seq)
+        p = links.parent_of(span.seq)
+        steps = len(parent)
+        while p >= 0 and p not in keep and steps:
+            context.add(p)
+            keep.add(p)
             added += 1
-            parent = parent_of(parent)
+            p = parent[p - base]
+            steps -= 1
         return added
 
     def _kids(self, node: TopEntry) -> list[Span]:
@@ -424,69 +383,82 @@ class TreeView:
     # ---- incremental updates -------------------------------------------------------------------
 
     def apply(self, change: Change) -> None:
-        """Take in one ingest batch: update counts and matches, mark the touched trees."""
+        """Take in one ingest batch: link it, update counts and matches, mark the touched trees."""
         store = self.store
+        links = self.links
         new = change.new
         before = self._seen
-        if new:
-            self._seen = max(before, new[-1].seq + 1)
         fresh = [s for s in new if s.seq >= before and store.get(s.seq) is s]
-        memo: dict[str, TopEntry] = {}
-        top_of = self._top_of
-        for span in change.adopted:
-            if span.seq >= before and store.get(span.seq) is span:
-                old = span.trace_id
-                self._merge(old, key_of(top_of(span, memo)))
-                self._forget(old)
-        if change.evicted:
+        adopted: list[Span] = []
+        if new and new[-1].seq >= before:
+            adopted = links.add(store, fresh, new[-1].seq + 1)
+            self._seen = links.end
+        key = links.key
+        for span in adopted:
+            old = span.trace_id
+            new_key = key(span.seq)
+            if new_key is not None:
+                self._merge(old, new_key)
+            self._forget(old)
+        evicted = bool(change.evicted) or store.evicted != self._evicted
+        if evicted:
             if self._behind():
                 self._recount = True  # batches are pending: recount once they are all in
             else:
+                self._evicted = store.evicted
+                links.evicted(store)
                 self._sweep()
         all_counts = self._all_counts
         touched: dict[NodeKey, TopEntry] = {}
         tops: dict[int, NodeKey] = {}
-        for span in reversed(fresh):  # emitters write children first: parents first here
-            top = top_of(span, memo)
-            key = key_of(top)
-            tops[span.seq] = key
-            all_counts[key] = all_counts.get(key, 0) + 1
-            touched[key] = top
-        pred = self._pred
-        if pred is not None:
-            assert self.matched is not None
-            matched, keep, counts = self.matched, self._keep, self._counts
-            children = store.children
-            seen = self._seen
-            for span in fresh:
-                seq = span.seq
-                gained = 0
-                if seq not in keep and pred(span):
-                    matched.add(seq)
-                    keep.add(seq)
-                    gained = 1
-                if seq in matched:
-                    gained += self._add_context_above(span)
-                elif seq not in keep and any(k.seq in keep for k in children(span) if k.seq < seen):
-                    self.context.add(seq)
-                    keep.add(seq)
-                    gained += 1 + self._add_context_above(span)
-                if gained:
-                    key = tops[seq]
-                    counts[key] = counts.get(key, 0) + gained
-        if change.adopted or change.evicted:
+        for span in fresh:
+            k = key(span.seq)
+            if k is None:
+                continue
+            tops[span.seq] = k
+            all_counts[k] = all_counts.get(k, 0) + 1
+            if k not in touched:
+                top = self._entry(k)
+                if top is not None:
+                    touched[k] = top
+        if self._pred is not None:
+            self._filter_fresh(fresh, tops)
+        if adopted or evicted:
             self._special = None
-        for key in touched:
-            self._forget(key)
-        if self._tops_dirty or change.evicted:
+        for k in touched:
+            self._forget(k)
+        if self._tops_dirty or evicted:
             self._tops_dirty = True
             self._dirty.update(touched)
             return
-        self._update_tops(change, touched, memo)
+        self._update_tops(adopted, touched)
 
-    def _update_tops(
-        self, change: Change, touched: dict[NodeKey, TopEntry], memo: dict[str, TopEntry]
-    ) -> None:
+    def _filter_fresh(self, fresh: list[Span], tops: Mapping[int, NodeKey]) -> None:
+        """Match spans new to the view against the filter, with their context, and count them."""
+        pred = self._pred
+        assert pred is not None and self.matched is not None
+        matched, keep, counts = self.matched, self._keep, self._counts
+        children = self.store.children
+        seen = self._seen
+        for span in fresh:
+            seq = span.seq
+            gained = 0
+            if seq not in keep and pred(span):
+                matched.add(seq)
+                keep.add(seq)
+                gained = 1
+            if seq in matched:
+                gained += self._add_context_above(span)
+            elif seq not in keep and any(k.seq in keep for k in children(span) if k.seq < seen):
+                self.context.add(seq)
+                keep.add(seq)
+                gained += 1 + self._add_context_above(span)
+            if gained:
+                k = tops.get(seq)
+                if k is not None:
+                    counts[k] = counts.get(k, 0) + gained
+
+    def _update_tops(self, adopted: list[Span], touched: dict[NodeKey, TopEntry]) -> None:
         """Patch the visible top list in place for a batch (the live common case).
 
         Adopted placeholders are re-keyed where they stand (or dropped when their tree joined
@@ -502,12 +474,12 @@ class TreeView:
             return
         index = self._top_index
         tops = self._tops
-        for span in change.adopted:
+        for span in adopted:
             old = span.trace_id
             i = index.get(old)
             if i is None:
                 continue
-            top = self._top_of(span, memo)
+            top = self._top_of(span)
             new = key_of(top)
             del index[old]
             if new not in index and self.shows(top) and self._fits(i, positions.get(new, -1)):
