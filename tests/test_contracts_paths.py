@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_contracts_helpers import T0, Feed, contract, ev
@@ -247,3 +248,62 @@ def test_one_long_summary_or_deprecated_key_among_many_clean_lines() -> None:
     clean = Feed(["dopejar", "correlation"])
     clean.batch(*[ev(f"alt_1705180800_{i:04x}", None) for i in range(300)])
     assert clean.findings() == []
+
+
+# ---- screening lines in chunks: a line that breaks a rule among many, and traces that mostly do --
+
+
+def _child(i: int, **meta: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"namespace": "n", "key": "k", "tier": "hot", "baggage": {"run_id": "r"}}
+    data.update(meta)
+    return ev(f"mem_1705180800_{i:04x}", "alt_1705180800_0001", "memory.read", **data)
+
+
+ROOT = ev("alt_1705180800_0001", None, baggage={"run_id": "r", "session_id": "s"})
+
+
+def test_a_few_breaking_lines_among_many_are_each_found() -> None:
+    f = Feed(["dopejar", "baggage", "correlation"])
+    events = [_child(i) for i in range(2, 200)]
+    events[35]["metadata"].pop("tier")
+    events[90]["metadata"] = None  # no metadata at all (alone in its chunk of lines)
+    events[50]["metadata"]["baggage"] = {"run_id": "r", "session_id": "s"}
+    events[70]["metadata"]["baggage"] = {"run_id": "r", "user": "u"}
+    events[71]["metadata"]["baggage"] = {"run_id": "r", "session_id": "other"}
+    events.insert(100, ROOT)  # the root lands mid-batch; children before it wait for it
+    f.batch(*events)
+    f.finish()
+    got = {(x.rule, x.trace_id, x.field) for x in f.findings()}
+    assert got == {
+        ("data.missing_key", "mem_1705180800_0025", "metadata.tier"),
+        ("data.missing_key", "mem_1705180800_005c", "metadata.namespace"),
+        ("data.missing_key", "mem_1705180800_005c", "metadata.key"),
+        ("data.missing_key", "mem_1705180800_005c", "metadata.tier"),
+        ("baggage.leaked", "mem_1705180800_0034", "metadata.baggage.session_id"),
+    }
+    # An unlisted key the parent does not carry, or a session id of its own, did not propagate.
+
+
+def test_an_unlisted_baggage_key_inherited_from_the_parent_among_many_lines() -> None:
+    f = Feed(["baggage"])
+    root = ev("alt_1705180800_0001", None, baggage={"run_id": "r", "user": "u"})
+    events = [_child(i) for i in range(2, 100)]
+    events[40]["metadata"]["baggage"] = {"run_id": "r", "user": "u"}
+    f.batch(root, *events)
+    assert {(x.rule, x.trace_id) for x in f.findings()} == {
+        ("baggage.not_allowed", "mem_1705180800_002a")
+    }
+
+
+def test_a_trace_breaking_a_rule_on_most_lines_then_a_clean_one() -> None:
+    f = Feed(["dopejar", "baggage"])
+    broken = [_child(i, namespace=None) for i in range(2, 300)]
+    for e in broken:
+        e["metadata"].pop("key")
+    f.batch(ROOT, *broken)
+    assert len(f.findings("data.missing_key")) == len(broken)
+    for round_ in range(12):  # batches while that kind of line is not screened, and after
+        clean = [_child(1000 + 300 * round_ + i) for i in range(300)]
+        clean[7 + round_]["metadata"].pop("tier")
+        delta = f.batch(*clean)
+        assert [(x.rule, x.field) for x in delta.added] == [("data.missing_key", "metadata.tier")]

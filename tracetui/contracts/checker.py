@@ -28,8 +28,8 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import compress
-from operator import attrgetter, call, is_not
+from itertools import accumulate, compress, repeat
+from operator import attrgetter, call, is_, is_not
 from typing import Any, Final
 
 import msgspec
@@ -57,6 +57,13 @@ _BAG_CACHE: Final = 16384
 _decode_any: Final = msgspec.json.Decoder().decode
 _get_metadata: Final = attrgetter("metadata")
 _get_raw_bytes: Final = attrgetter("raw_bytes")
+_get_parent_id: Final = attrgetter("parent_id")
+_SCREEN_CHUNK: Final = 16
+_REST_BATCHES: Final = 8
+"""Batches a kind of line goes straight to being judged after most of its chunks were refused
+(a trace that breaks a rule on most lines would otherwise be decoded twice)."""
+"""Lines per refusing decode: a refused chunk is decoded again to be judged, so small chunks
+waste little when a few lines in a batch break a rule."""
 _get_trace_id: Final = attrgetter("trace_id")
 _get_input: Final = attrgetter("input_summary")
 _get_output: Final = attrgetter("output_summary")
@@ -155,6 +162,11 @@ class Checker:
         self._batch: list[Any] = []
         self._batch_strict = False
         """The batch's lines fit the layout's strict type (no deprecated key, no long summary)."""
+        self._batch_rules: list[_OpRules] = []
+        self._failed: list[int] = []
+        """In chunked mode: positions in the batch of the lines that were decoded to be judged."""
+        self._resting: dict[tuple[tuple[str, ...], bool], int] = {}
+        """Kinds of line (required keys, root) not screened for that many more batches."""
         self._batch_first = 0
         self._cache: dict[int, Any] = {}
         self._ops_cache: dict[tuple[str | None, str | None], _OpRules] = {}
@@ -252,6 +264,18 @@ class Checker:
         )
         """Relational rules beyond what `_observe_relations` screens for (structure,
         correlation, baggage) are on: every span is judged in full."""
+        required_keys = {key for _, spec in self._ops for key in spec.required}
+        self._chunked = bool(
+            (paths or top or deprecated)
+            and not self._spans
+            and not self._general_relations
+            and not any("." in key or key == "baggage" for key in required_keys)
+            and (not deprecated or self._layout.strict_notices)
+        )
+        """Lines are screened in small chunks by `ProbeLayout.refusing` decoders, which take a
+        line only when no local rule and no baggage screen would have anything to say about it:
+        nothing of a chunk they take is kept, and only the lines of refused chunks are decoded
+        to be judged."""
         self._plain_fields = schema is not None and schema.required_fields == _DEFAULT_FIELDS
         self._relational = bool(
             self._structure
@@ -315,6 +339,8 @@ class Checker:
         """Drop what was decoded for this batch (decoded once per span per batch)."""
         self._batch = []
         self._batch_strict = False
+        self._batch_rules = []
+        self._failed = []
         self._cache.clear()
         self._bag_seen.clear()
 
@@ -439,11 +465,73 @@ class Checker:
 
     # ---- decoding ------------------------------------------------------------------------------
 
+    def _decode_chunked(self, new: list[Span], raws: list[bytes]) -> None:
+        """Screen a batch with refusing decoders (see `_chunked`); probes only for the lines of
+        refused chunks (`_failed`), None for the others."""
+        n = len(new)
+        rules = self._rules_of(new)
+        layout = self._layout
+        any_required = self._any_required
+        bag = self._baggage
+        groups: dict[tuple[int, bool], list[int]] = {}
+        roots = map(is_, map(_get_parent_id, new), repeat(None))
+        for i, key in enumerate(zip(map(id, rules), roots, strict=True)):
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [i]
+            else:
+                group.append(i)
+        failed: list[int] = []
+        size = _SCREEN_CHUNK
+        resting = self._resting
+        for (_, root), idx in groups.items():
+            required = rules[idx[0]].required if any_required else ()
+            if resting.get((required, root)):  # most of these lines broke a rule lately
+                resting[required, root] -= 1
+                failed.extend(idx)
+                continue
+            # A root's baggage is its own (session ids belong there): only children are refused
+            # for denied or unlisted keys.
+            strict_bag = bag and not root
+            decoder = layout.refusing(
+                required, self._allow if strict_bag else None, self._deny if strict_bag else None
+            )
+            lines = list(map(raws.__getitem__, idx))
+            buf = memoryview(b"\n".join(lines))
+            ends = list(accumulate(map(len, lines)))
+            refused = 0
+            for a in range(0, len(lines), size):
+                b = min(a + size, len(lines))
+                if refused >= 4 and refused * size * 2 > a:  # most chunks refused: stop trying
+                    failed.extend(idx[a:])
+                    resting[required, root] = _REST_BATCHES
+                    break
+                lo = ends[a - 1] + a if a else 0
+                try:
+                    if len(decoder.decode_lines(buf[lo : ends[b - 1] + b - 1])) == b - a:
+                        continue
+                except (msgspec.MsgspecError, RecursionError):
+                    pass
+                refused += 1
+                failed.extend(idx[a:b])
+        failed.sort()
+        batch: list[Any] = [None] * n
+        self._batch_strict = False
+        if failed:
+            probes, self._batch_strict = layout.decode_batch(list(map(raws.__getitem__, failed)))
+            for i, probe in zip(failed, probes, strict=True):
+                batch[i] = probe
+        self._batch = batch
+        self._batch_rules = rules
+        self._failed = failed
+
     def _probe(self, span: Span) -> Any:
         idx = span.seq - self._batch_first
         batch = self._batch
         if 0 <= idx < len(batch):
-            return batch[idx]
+            probe = batch[idx]
+            if probe is not None:
+                return probe
         probe = self._cache.get(span.seq)
         if probe is None:
             probe = self._cache[span.seq] = self._layout.decode(span.raw)
@@ -486,7 +574,10 @@ class Checker:
             raws = list(map(_get_raw_bytes, new))
             if not all(raws):  # spooled already: read back
                 raws = [s.raw for s in new]
-            self._batch, self._batch_strict = self._layout.decode_batch(raws)
+            if self._chunked:
+                self._decode_chunked(new, raws)
+            else:
+                self._batch, self._batch_strict = self._layout.decode_batch(raws)
         found = self._local_batch(new)
         if found:
             owned = self._owned
@@ -533,7 +624,14 @@ class Checker:
         general = self._general_relations
         structure = self._structure
         correlation = self._correlation
-        bag_flags = self._bag_suspects(self._batch) if self._bag_attr else [False] * n
+        bag_flags = [False] * n
+        if self._bag_attr and not self._chunked:
+            bag_flags = self._bag_suspects(self._batch)
+        elif self._bag_attr and self._failed:  # the others' baggage was refused if suspect
+            batch = self._batch
+            flags = self._bag_suspects(list(map(batch.__getitem__, self._failed)))
+            for i, flag in zip(self._failed, flags, strict=True):
+                bag_flags[i] = flag
         for i in range(n - 1, -1, -1):
             if state[i] is not None:
                 continue
@@ -770,23 +868,30 @@ class Checker:
             return lst
 
         probes = self._batch
+        looked = new  # the spans whose probes the rules below look at
+        rules: list[_OpRules] | None = None
+        strict = self._batch_strict
+        if self._chunked:  # only the lines of refused chunks
+            failed = self._failed
+            looked = list(map(new.__getitem__, failed))
+            probes = list(map(probes.__getitem__, failed))
+            rules = list(map(self._batch_rules.__getitem__, failed))
         metas = list(map(_get_metadata, probes)) if self._need_probe else []
         if self._schema is not None:
             for span in self._schema_suspects(new):
                 self._schema_fields(span, out(span))
-        strict = self._batch_strict
         layout = self._layout
-        if self._check_summary and not (strict and layout.strict_summaries):
-            for span in self._summary_suspects(new, probes):
+        if looked and self._check_summary and not (strict and layout.strict_summaries):
+            for span in self._summary_suspects(looked, probes):
                 self._summaries(span, out(span))
-        if self._any_required:
-            for span, rules in self._required_suspects(new, metas):
-                self._required_data(span, rules, out(span))
+        if looked and self._any_required:
+            for span, rule in self._required_suspects(looked, metas, rules):
+                self._required_data(span, rule, out(span))
         if self._spans:
             for span in new:
                 self._span_contracts(span, found)
-        if self._dep_noticed and not (strict and layout.strict_notices):
-            for span in self._deprecated_suspects(new, metas):
+        if looked and self._dep_noticed and not (strict and layout.strict_notices):
+            for span in self._deprecated_suspects(looked, metas):
                 self._deprecated_fields(span, found)
         if self._agent_shape and (None in map(_get_agent, new) or None in map(_get_run, new)):
             for span in new:
@@ -844,17 +949,22 @@ class Checker:
             or (probe.output_summary.__class__ is str and len(probe.output_summary) > limit)
         ]
 
-    def _required_suspects(self, new: list[Span], metas: list[Any]) -> list[tuple[Span, _OpRules]]:
-        """Spans (with their operation rules) that may lack a required metadata key."""
+    def _rules_of(self, new: list[Span]) -> list[_OpRules]:
+        """The operation rules of each span of a batch."""
         ops = list(map(_get_operation, new))
         by_name = self._ops_by_name
         if by_name.keys() >= set(ops):
-            rules = list(map(by_name.__getitem__, ops))
-        else:  # operation names the layer qualifies (`transition`): by (operation, layer)
-            cache = self._ops_cache
-            rules = [
-                cache.get((span.operation, span.layer)) or self._op_rules(span) for span in new
-            ]
+            return list(map(by_name.__getitem__, ops))
+        # Operation names the layer qualifies (`transition`): by (operation, layer).
+        cache = self._ops_cache
+        return [cache.get((span.operation, span.layer)) or self._op_rules(span) for span in new]
+
+    def _required_suspects(
+        self, new: list[Span], metas: list[Any], rules: list[_OpRules] | None = None
+    ) -> list[tuple[Span, _OpRules]]:
+        """Spans (with their operation rules) that may lack a required metadata key."""
+        if rules is None:
+            rules = self._rules_of(new)
         need = list(map(_get_required, rules))
         picked = list(compress(rules, need))
         fine = list(map(all, map(call, map(_get_present, picked), compress(metas, need))))

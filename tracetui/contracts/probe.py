@@ -212,6 +212,11 @@ class ProbeLayout:
                 gc=False,
             )
             self._strict = msgspec.json.Decoder(strict_probe)
+        self._rename = rename
+        self._short = short
+        self._top = top
+        self._refused_notices = [field for field in strict if field[0][0] in "hn"]
+        self._refusing: dict[tuple[Any, ...], msgspec.json.Decoder[Any]] = {}
         self._meta_decoder = msgspec.json.Decoder(self.meta_type)
         generic = [("metadata", Any, None), *((n, Any, None) for n in top)]
         self._generic = msgspec.json.Decoder(msgspec.defstruct("AnyProbe", generic, gc=False))
@@ -264,6 +269,60 @@ class ProbeLayout:
             return UNSET
 
         return get
+
+    def refusing(
+        self,
+        required: tuple[str, ...],
+        allow: frozenset[str] | None = None,
+        deny: frozenset[str] | None = None,
+    ) -> msgspec.json.Decoder[Any]:
+        """A decoder that takes a line only when a rule would have nothing to say about it.
+
+        It refuses (`msgspec.ValidationError`) a line with a noticed key or an over-long
+        summary (as the strict type does), a line missing one of the `required` metadata keys
+        (flat keys, at the top of `metadata`), and, when `deny` is given, a line whose
+        `metadata.baggage` object has a denied key or, with an `allow` list, a key not on it.
+        What it decodes is not meant to be kept.
+        """
+        key = (required, allow, deny)
+        found = self._refusing.get(key)
+        if found is not None:
+            return found
+        rename = {self.attr[k]: k for k in required}
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+            (self.attr[k], msgspec.Raw) for k in required
+        ]
+        if deny is not None:
+            # Without an allow-list, denied keys are refused; with one, any key off it.
+            listed = sorted(deny) if allow is None else sorted(allow - deny)
+            kind: Any = _NEVER if allow is None else msgspec.Raw
+            kept = [(f"b{i}", kind, ABSENT) for i in range(len(listed))]
+            names = {f"b{i}": k for i, k in enumerate(listed)}
+            bag = msgspec.defstruct(
+                "RefusingBaggage",
+                kept,
+                rename=names,
+                forbid_unknown_fields=allow is not None,
+                frozen=True,
+                gc=False,
+            )
+            name = self.attr["baggage"]
+            rename[name] = "baggage"
+            fields.append((name, bag | _OTHER, bag()))
+        for field in self._refused_notices:
+            rename[field[0]] = self._rename[field[0]]
+            fields.append(field)
+        meta = msgspec.defstruct("RefusingMeta", fields, rename=rename, gc=False)
+        probe = msgspec.defstruct(
+            "RefusingProbe",
+            [
+                ("metadata", meta) if required else ("metadata", meta | None, None),
+                *((name, self._short if name in _SUMMARIES else Any, None) for name in self._top),
+            ],
+            gc=False,
+        )
+        found = self._refusing[key] = msgspec.json.Decoder(probe)
+        return found
 
     def decode_batch(self, raws: list[bytes]) -> tuple[list[Any], bool]:
         """Decode a batch of lines in one call (line by line if one of them does not fit).
