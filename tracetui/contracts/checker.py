@@ -29,7 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, compress, repeat
-from operator import attrgetter, call, is_, is_not
+from operator import attrgetter, call, is_
 from typing import Any, Final
 
 import msgspec
@@ -67,17 +67,9 @@ waste little when a few lines in a batch break a rule."""
 _get_trace_id: Final = attrgetter("trace_id")
 _get_input: Final = attrgetter("input_summary")
 _get_output: Final = attrgetter("output_summary")
-_get_layer: Final = attrgetter("layer")
-_get_status: Final = attrgetter("status")
 _get_operation: Final = attrgetter("operation")
-_get_ts: Final = attrgetter("ts")
-_get_flags: Final = attrgetter("flags")
-_get_duration: Final = attrgetter("duration_ms")
-_get_agent: Final = attrgetter("agent")
-_get_run: Final = attrgetter("run_id")
 _get_required: Final = attrgetter("required")
 _get_present: Final = attrgetter("present")
-_not_none: Final = functools.partial(is_not, None)
 
 Key = tuple[str, int | str]
 """Who owns a group of findings: (`local`|`flag`|`rel`, seq) or (`trace`, top-level key)."""
@@ -877,9 +869,9 @@ class Checker:
             probes = list(map(probes.__getitem__, failed))
             rules = list(map(self._batch_rules.__getitem__, failed))
         metas = list(map(_get_metadata, probes)) if self._need_probe else []
-        if self._schema is not None:
-            for span in self._schema_suspects(new):
-                self._schema_fields(span, out(span))
+        schema_suspects, agentless, ids = self._field_screen(new)
+        for span in schema_suspects:
+            self._schema_fields(span, out(span))
         layout = self._layout
         if looked and self._check_summary and not (strict and layout.strict_summaries):
             for span in self._summary_suspects(looked, probes):
@@ -893,43 +885,45 @@ class Checker:
         if looked and self._dep_noticed and not (strict and layout.strict_notices):
             for span in self._deprecated_suspects(looked, metas):
                 self._deprecated_fields(span, found)
-        if self._agent_shape and (None in map(_get_agent, new) or None in map(_get_run, new)):
-            for span in new:
-                if span.agent is None or span.run_id is None:
-                    self._agent_context(span, found)
+        for span in agentless:
+            self._agent_context(span, found)
         if self._check_shape:
-            for span in self._bad_ids(new):
+            for span in self._bad_ids(new, ids):
                 self._id_shape(span, out(span))
         return {seq: lst for seq, lst in found.items() if lst}
 
-    def _schema_suspects(self, new: list[Span]) -> list[Span]:
-        """Spans whose fields may break the schema (none, in a clean batch)."""
+    def _field_screen(self, new: list[Span]) -> tuple[list[Span], list[Span], str]:
+        """One pass over the spans' own fields: those that may break the schema, those with an
+        incomplete agent identity (for the agent context shape), and the batch's `layer|id`
+        lines for `_bad_ids`. One pass, because each look at a span is a trip to memory."""
         schema = self._schema
-        assert schema is not None
-        layers, statuses = schema.layers, schema.statuses
-        if self._plain_fields:
-            ops = set(map(_get_operation, new))
-            if (
-                layers.issuperset(map(_get_layer, new))
-                and statuses.issuperset(map(_get_status, new))
-                and "" not in ops
-                and None not in ops
-                and None not in map(_get_ts, new)
-                and not any(map(SCHEMA.__and__, map(_get_flags, new)))
-                and min(filter(_not_none, map(_get_duration, new)), default=0.0) >= 0
+        suspects: list[Span] = []
+        agentless: list[Span] = []
+        if schema is None and not self._agent_shape and not self._check_shape:
+            return suspects, agentless, ""
+        if schema is not None and not self._plain_fields:
+            suspects = list(new)  # other required fields: look at each
+        plain = schema is not None and self._plain_fields
+        layers = schema.layers if schema is not None else frozenset()
+        statuses = schema.statuses if schema is not None else frozenset()
+        agent_shape = self._agent_shape
+        lines: list[str] = []
+        line = lines.append
+        for span in new:
+            layer = span.layer
+            if plain and (
+                span.flags & SCHEMA
+                or span.ts is None
+                or layer not in layers
+                or span.status not in statuses
+                or not span.operation
+                or ((d := span.duration_ms) is not None and d < 0)
             ):
-                return []
-        return [
-            span
-            for span in new
-            if span.flags & SCHEMA
-            or span.ts is None
-            or span.layer not in layers
-            or span.status not in statuses
-            or not span.operation
-            or not self._plain_fields
-            or (span.duration_ms is not None and span.duration_ms < 0)
-        ]
+                suspects.append(span)
+            if agent_shape and (span.agent is None or span.run_id is None):
+                agentless.append(span)
+            line(f"{layer}|{span.trace_id}")
+        return suspects, agentless, "\n".join(lines) + "\n"
 
     def _summary_suspects(self, new: list[Span], probes: list[Any]) -> list[Span]:
         """Spans with a summary longer than the limit (screened by the longest of the batch)."""
@@ -989,9 +983,9 @@ class Checker:
         maybe = layout.maybe_noticed
         return [span for span, v in zip(new, values, strict=True) if v != clean and maybe(v)]
 
-    def _bad_ids(self, new: list[Span]) -> list[Span]:
-        """Spans whose id is not `{short layer}_{digits}_{hex}` (one regex over the batch)."""
-        joined = "\n".join([f"{s.layer}|{s.trace_id}" for s in new]) + "\n"
+    def _bad_ids(self, new: list[Span], joined: str) -> list[Span]:
+        """Spans whose id is not `{short layer}_{digits}_{hex}` (one regex over the batch's
+        `layer|id` lines, see `_field_screen`)."""
         if joined.count("\n") != len(new):  # an id holding a newline: go one by one
             return [s for s in new if not _good_id(s)]
         pos = _GOOD_IDS.match(joined).end()  # type: ignore[union-attr]  # `*` always matches
