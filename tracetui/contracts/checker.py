@@ -58,12 +58,11 @@ _decode_any: Final = msgspec.json.Decoder().decode
 _get_metadata: Final = attrgetter("metadata")
 _get_raw_bytes: Final = attrgetter("raw_bytes")
 _get_parent_id: Final = attrgetter("parent_id")
-_SCREEN_CHUNK: Final = 16
+_REFUSED_LINE: Final = re.compile(r"at `\$\[(\d+)\]")
+"""Where `decode_lines` says the line it refused is."""
 _REST_BATCHES: Final = 8
-"""Batches a kind of line goes straight to being judged after most of its chunks were refused
-(a trace that breaks a rule on most lines would otherwise be decoded twice)."""
-"""Lines per refusing decode: a refused chunk is decoded again to be judged, so small chunks
-waste little when a few lines in a batch break a rule."""
+"""Batches a kind of line goes straight to being judged after most of its lines were refused
+(a trace that breaks a rule on most lines would otherwise be decoded twice, line by line)."""
 _get_trace_id: Final = attrgetter("trace_id")
 _get_input: Final = attrgetter("input_summary")
 _get_output: Final = attrgetter("output_summary")
@@ -264,10 +263,9 @@ class Checker:
             and not any("." in key or key == "baggage" for key in required_keys)
             and (not deprecated or self._layout.strict_notices)
         )
-        """Lines are screened in small chunks by `ProbeLayout.refusing` decoders, which take a
-        line only when no local rule and no baggage screen would have anything to say about it:
-        nothing of a chunk they take is kept, and only the lines of refused chunks are decoded
-        to be judged."""
+        """Lines are screened by `ProbeLayout.refusing` decoders, which take a line only when no
+        local rule and no baggage screen would have anything to say about it: nothing they take
+        is kept, and only the lines they refuse are decoded to be judged."""
         self._plain_fields = schema is not None and schema.required_fields == _DEFAULT_FIELDS
         self._relational = bool(
             self._structure
@@ -459,7 +457,7 @@ class Checker:
 
     def _decode_chunked(self, new: list[Span], raws: list[bytes]) -> None:
         """Screen a batch with refusing decoders (see `_chunked`); probes only for the lines of
-        refused chunks (`_failed`), None for the others."""
+        refused lines (`_failed`), None for the others."""
         n = len(new)
         rules = self._rules_of(new)
         layout = self._layout
@@ -474,7 +472,6 @@ class Checker:
             else:
                 group.append(i)
         failed: list[int] = []
-        size = _SCREEN_CHUNK
         resting = self._resting
         for (_, root), idx in groups.items():
             required = rules[idx[0]].required if any_required else ()
@@ -491,21 +488,33 @@ class Checker:
             lines = list(map(raws.__getitem__, idx))
             buf = memoryview(b"\n".join(lines))
             ends = list(accumulate(map(len, lines)))
+            # Decode from `a` to the end; msgspec names the line it refuses: that one is judged,
+            # and the screen goes on after it (what it took is not kept, so nothing is redone).
+            a = 0
             refused = 0
-            for a in range(0, len(lines), size):
-                b = min(a + size, len(lines))
-                if refused >= 4 and refused * size * 2 > a:  # most chunks refused: stop trying
+            while a < len(lines):
+                if refused >= 8 and refused * 4 > a:  # most lines refused: stop trying
                     failed.extend(idx[a:])
                     resting[required, root] = _REST_BATCHES
                     break
-                lo = ends[a - 1] + a if a else 0
                 try:
-                    if len(decoder.decode_lines(buf[lo : ends[b - 1] + b - 1])) == b - a:
-                        continue
+                    if (
+                        len(decoder.decode_lines(buf[ends[a - 1] + a if a else 0 :]))
+                        == len(lines) - a
+                    ):
+                        break
+                    at = -1  # pragma: no cover - a line held a raw newline
+                except msgspec.ValidationError as exc:
+                    found = _REFUSED_LINE.search(str(exc))
+                    at = int(found.group(1)) if found else -1
                 except (msgspec.MsgspecError, RecursionError):
-                    pass
+                    at = -1
+                if at < 0:  # cannot tell which line: judge all the rest
+                    failed.extend(idx[a:])
+                    break
                 refused += 1
-                failed.extend(idx[a:b])
+                failed.append(idx[a + at])
+                a += at + 1
         failed.sort()
         batch: list[Any] = [None] * n
         self._batch_strict = False
@@ -612,7 +621,6 @@ class Checker:
         tops: set[int | str] = set()
         memo: dict[int, int | str] = {}
         judge = self._judge
-        was_partial = self._partial
         general = self._general_relations
         structure = self._structure
         correlation = self._correlation
@@ -662,7 +670,7 @@ class Checker:
                 seq = node.seq
                 j = seq - first
                 state[j] = top
-                if general or (was_partial and seq in was_partial):
+                if general:  # (a new span was never judged before: none is partial)
                     judge(node, parent, delta)
                 elif parent is not None:
                     # A screen for the common case, where nothing can be found.
@@ -674,8 +682,11 @@ class Checker:
                     ):
                         judge(node, parent, delta)
                     elif structure:
-                        cs, ps = node.ts, parent.ts
-                        if type(cs) is float and type(ps) is float and cs < ps - _EPSILON:
+                        try:  # timestamps are floats or None once decoded
+                            early = node.ts < parent.ts - _EPSILON  # type: ignore[operator]
+                        except TypeError:
+                            early = False
+                        if early:
                             judge(node, parent, delta)
                 if waiting and (tid := node.trace_id) in waiting:
                     waiting.discard(tid)
