@@ -14,9 +14,9 @@ import os
 import textwrap
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import msgspec
 from rich.text import Text
@@ -32,7 +32,7 @@ from textual.worker import Worker, WorkerState
 
 from tracetui.formatting import clip
 from tracetui.model import LAYERS, Span
-from tracetui.query import Filter, Selection
+from tracetui.query import Filter, Selection, matching_seqs
 from tracetui.sanitize import sanitize
 from tracetui.stats import compute
 from tracetui.store import Change, TopEntry, TraceStore
@@ -40,6 +40,7 @@ from tracetui.tui.details import DetailsPane
 from tracetui.tui.filters import FacetList, FilterPanel, facet_items
 from tracetui.tui.grouped import GroupedView
 from tracetui.tui.keymap import load_keymap
+from tracetui.tui.links import Kept, KeptBuilder, Snapshot
 from tracetui.tui.screens import (
     BadLinesScreen,
     HelpScreen,
@@ -48,7 +49,7 @@ from tracetui.tui.screens import (
     help_lines,
     stats_lines,
 )
-from tracetui.tui.search import SearchIndex, indexable
+from tracetui.tui.search import SearchIndex, indexable, search_pattern
 from tracetui.tui.snapshot import snapshot_paths, snapshot_prefix, text_lines, write_files
 from tracetui.tui.span_tree import SpanTree
 from tracetui.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, ThemeFile, discover
@@ -60,14 +61,28 @@ DRAIN_MAX = 50_000
 FREEZE_GROWTH = 100_000
 """Rows added since the last `gc.freeze()` that justify another one."""
 BACKGROUND_FILTER_MIN = 200_000
-"""A text search that has at least this many spans to test one by one (a regex, or spans the
-search index has not reached yet) runs in a background thread."""
+"""A filter change over at least this many resident spans is worked out in a background thread
+(over snapshots of the links and the search index), so the UI stays live meanwhile."""
+FILTER_SLICE_S = 0.015
+"""Longest slice of a background filter change between two turns of the UI."""
+FILTER_YIELD_S = 0.001
+"""How long a background filter change lets the UI run between two slices."""
+FILTER_PART = 4096
+"""Spans (or matches) handled between two looks at the clock in a background filter change."""
 INDEX_PER_TICK = 20_000
 """Most spans added to the search index per tick (it catches up after a big load)."""
 SNAPSHOT_SLICE_S = 0.02
 """Longest slice of snapshot formatting between two turns of the event loop."""
 NARROW = 100
 """Below this width the details pane goes under the tree."""
+
+
+class Wanted(NamedTuple):
+    """A filter the user asked for (shown in the panel while a background pass works it out)."""
+
+    filter: Filter
+    violations_only: bool
+    min_severity: str
 
 
 class Feed(Protocol):
@@ -162,9 +177,7 @@ class TraceApp(App[None]):
         self.checker = checker
         self.view = TreeView(store, checker)
         self.search_index = SearchIndex()
-        self._store_end = self.view.watermark
-        """One past the last seq the store has given out (for the search index)."""
-        self.search_index.catch_up(store, self._store_end)
+        self.search_index.catch_up(store, store.next_seq)
         self.grouped_view = GroupedView(self.view)
         self.grouped = False
         self.snapshot_dir = snapshot_dir or Path.cwd()
@@ -190,6 +203,8 @@ class TraceApp(App[None]):
         self._frozen_rows = 0
         self._filter_generation = 0
         self._filtering = False
+        self._pending_filter: Wanted | None = None
+        """The filter a background pass is working out (None: the view shows what was asked)."""
         self._frozen_at = 0.0
         self.status_bar = Static("", id="status", markup=False)
         self.filter_panel = FilterPanel(id="filters")
@@ -293,14 +308,16 @@ class TraceApp(App[None]):
 
     def _index(self, change: Change) -> None:
         """Bring the search index up to date (a bounded slice per tick)."""
-        if change.new:
-            self._store_end = max(self._store_end, change.new[-1].seq + 1)
         index = self.search_index
         if change.evicted:
-            first = next(iter(self.store.events()), None)
-            index.prune(first.seq if first is not None else self._store_end)
+            index.prune(self.store.first_seq)
         if index.next_seq < self._store_end:
             index.catch_up(self.store, self._store_end, INDEX_PER_TICK)
+
+    @property
+    def _store_end(self) -> int:
+        """One past the last seq the store has given out."""
+        return self.store.next_seq
 
     def _maybe_freeze(self) -> None:
         """Move long-lived objects (spans' rows, caches) out of the cyclic GC's way.
@@ -511,88 +528,194 @@ class TraceApp(App[None]):
     def _refresh_facets(self) -> None:
         self._last_facets = time.monotonic()
         self._facets_dirty = False
+        wanted = self.wanted
         items = facet_items(
             self.store,
-            self.view.filter,
-            violations_only=self.view.violations_only,
-            min_severity=self.view.min_severity,
+            wanted.filter,
+            violations_only=wanted.violations_only,
+            min_severity=wanted.min_severity,
             has_checker=self.checker is not None,
         )
-        self.filter_panel.query_one(FacetList).set_items(items)
+        for facets in self.filter_panel.query(FacetList):  # none while the app shuts down
+            facets.set_items(items)
+
+    @property
+    def wanted(self) -> Wanted:
+        """The filter last asked for: the one being worked out, else the one shown."""
+        if self._pending_filter is not None:
+            return self._pending_filter
+        view = self.view
+        return Wanted(view.filter, view.violations_only, view.min_severity)
 
     def set_filter(self, flt: Filter | None = None, **kwargs: Any) -> None:
         """Apply a new filter and show the result.
 
-        A plain-text search reads the search index (paying only per hit) and tests one by one
-        just the spans the index has not reached yet. When many spans must be tested one by one
-        (a regex decodes every line's summaries), that runs in a background thread over a
-        snapshot of them, so the UI stays live; the result is brought up to date with what
-        arrived meanwhile and installed on this thread in one step.
+        Over a big store (and without the checker's findings, which live on this thread) the
+        change is worked out in a background thread from snapshots — the view's parent links, the
+        search index, the list of resident spans — while the UI stays live; it is brought up to
+        date with what arrived meanwhile and installed in one step. A newer change supersedes it:
+        its result is dropped. Otherwise it is applied at once; a plain-text search reads the
+        search index (paying only per hit) and tests one by one just the spans the index has not
+        reached yet.
         """
         self._filter_generation += 1
         self._filtering = False
-        if flt is None or not flt.text or kwargs:
+        self._pending_filter = None
+        want = self.wanted
+        wanted = Wanted(
+            flt if flt is not None else want.filter,
+            kwargs.get("violations_only", want.violations_only),
+            kwargs.get("min_severity", want.min_severity),
+        )
+        background = (
+            len(self.store) >= BACKGROUND_FILTER_MIN
+            and not wanted.violations_only
+            and not wanted.filter.empty
+        )
+        if background:
+            self._filter_in_background(wanted)
+            return
+        flt = wanted.filter
+        kwargs = {"violations_only": wanted.violations_only, "min_severity": wanted.min_severity}
+        if not flt.text or wanted.violations_only:
             self._install_filter(flt, **kwargs)
             return
-        pred = self.view.predicate_for(flt)
-        assert pred is not None
+        pred = flt.predicate()
         found: set[int] = set()
         start = 0
         if not flt.regex and indexable(flt.text):
             found = self._indexed_matches(flt)
             start = self.search_index.next_seq
-        spans = self._spans_from(start)
-        if len(spans) >= BACKGROUND_FILTER_MIN and not self.view.violations_only:
-            self._filter_in_background(flt, spans, found)
-            return
-        found.update(span.seq for span in spans if pred(span))
-        self._install_filter(flt, matched=found)
+        found.update(span.seq for span in self._spans_from(start) if pred(span))
+        self._install_filter(flt, matched=found, **kwargs)
 
     def _indexed_matches(self, flt: Filter) -> set[int]:
         """Seqs of the indexed spans that match `flt` (its text through the index)."""
-        rest = self.view.predicate_for(msgspec.structs.replace(flt, text=""))
+        rest = msgspec.structs.replace(flt, text="")
         hits = self.search_index.search(flt.text)
         get = self.store.get
-        if rest is None:
+        if rest.empty:
             if not self.store.evicted:
                 return set(hits)
             return {seq for seq in hits if get(seq) is not None}
-        return {seq for seq in hits if (span := get(seq)) is not None and rest(span)}
+        pred = rest.predicate()
+        return {seq for seq in hits if (span := get(seq)) is not None and pred(span)}
 
     def _spans_from(self, start: int) -> list[Span]:
         """Resident spans from seq `start` on, in arrival order."""
-        first = next(iter(self.store.events()), None)
-        if first is None or start <= first.seq:
-            return list(self.store.events())
-        get = self.store.get
-        return [s for s in map(get, range(start, self._store_end)) if s is not None]
+        store = self.store
+        if start <= store.first_seq:
+            return list(store.events())
+        get = store.get
+        return [s for s in map(get, range(start, store.next_seq)) if s is not None]
 
-    def _filter_in_background(self, flt: Filter, spans: list[Span], found: set[int]) -> None:
-        pred = self.view.predicate_for(flt)
-        assert pred is not None
+    def _filter_in_background(self, wanted: Wanted) -> None:
+        """Work a filter out in slices between which the UI stays live (see `set_filter`).
+
+        Everything the work reads is taken here, at once: a copy of the view's links, the search
+        index's texts (immutable strings), and lists of spans whose facet fields never change
+        after ingest. The store itself is not read until the result is installed, so ticks may
+        ingest into it between two slices. (Slices on the app's own loop rather than a thread:
+        a thread holding the GIL would make every turn of the UI wait for it.)
+        """
+        self._catch_up()
+        view = self.view
+        view.catch_up()
         generation = self._filter_generation
+        self._pending_filter = wanted
         self._filtering = True
+        flt = wanted.filter
+        links = view.links.snapshot()
+        texts: list[str] | None = None
+        spans: list[Span] = []
+        tail: list[Span] = []
+        if flt.text and not flt.regex and indexable(flt.text):
+            texts = self.search_index.snapshot()
+            tail = self._spans_from(self.search_index.next_seq)
+            if not msgspec.structs.replace(flt, text="").empty:
+                spans = list(self.store.events())
+        else:
+            spans = list(self.store.events())
         self._update_status()
+        self._refresh_facets()
+        self.run_worker(
+            self._work_filter(generation, wanted, links, texts, spans, tail),
+            group="filter",
+            exclusive=True,
+            exit_on_error=False,
+        )
 
-        def match() -> None:
-            found.update(span.seq for span in spans if pred(span))
-            last = spans[-1].seq if spans else -1
-            self.call_from_thread(self._filter_ready, generation, flt, found, last)
+    async def _work_filter(
+        self,
+        generation: int,
+        wanted: Wanted,
+        links: Snapshot,
+        texts: list[str] | None,
+        spans: list[Span],
+        tail: list[Span],
+    ) -> None:
+        flt = wanted.filter
+        builder = KeptBuilder(links)
+        deadline = time.perf_counter() + FILTER_SLICE_S
 
-        self.run_worker(match, thread=True, group="filter", exclusive=True, exit_on_error=False)
+        async def turn(now: bool = False) -> bool:
+            """Let the UI run when this slice is over; whether the work was superseded."""
+            nonlocal deadline
+            if now or time.perf_counter() > deadline:
+                await asyncio.sleep(FILTER_YIELD_S)
+                deadline = time.perf_counter() + FILTER_SLICE_S
+            return generation != self._filter_generation
 
-    def _filter_ready(self, generation: int, flt: Filter, found: set[int], last: int) -> None:
-        if generation != self._filter_generation:
+        def parts(items: list[Any]) -> Iterator[list[Any]]:
+            return (items[i : i + FILTER_PART] for i in range(0, len(items), FILTER_PART))
+
+        if texts is not None:
+            allowed: set[int] | None = None
+            rest = msgspec.structs.replace(flt, text="")
+            if spans:
+                allowed = set()
+                for part in parts(spans):
+                    allowed |= matching_seqs(rest, part)
+                    if await turn():
+                        return
+            findall = search_pattern(flt.text).findall
+            for text in texts:
+                hits = list(map(int, findall(text)))
+                if allowed is not None:
+                    hits = [seq for seq in hits if seq in allowed]
+                for part in parts(hits):
+                    builder.add(part)
+                    if await turn():
+                        return
+            spans = tail
+        for part in parts(spans):
+            builder.add(matching_seqs(flt, part))
+            if await turn():
+                return
+        if await turn(now=True):
             return
-        pred = self.view.predicate_for(flt)
-        assert pred is not None
-        found.update(span.seq for span in self._spans_from(last + 1) if pred(span))
+        result = builder.result()
+        if not await turn(now=True):
+            self._filter_ready(generation, wanted, result)
+
+    def _filter_ready(self, generation: int, wanted: Wanted, result: Kept) -> None:
+        if generation != self._filter_generation:
+            return  # superseded by a newer change: never shown
         self._filtering = False
-        self._install_filter(flt, matched=found)
+        self._pending_filter = None
+        self._install_filter(
+            wanted.filter,
+            violations_only=wanted.violations_only,
+            min_severity=wanted.min_severity,
+            prepared=result,
+        )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "filter" and event.state == WorkerState.ERROR:
             self._filtering = False
+            self._pending_filter = None
+            self._update_status()
+            self._refresh_facets()
             self.notify(
                 sanitize(str(event.worker.error)),
                 title="Search failed",
@@ -614,7 +737,7 @@ class TraceApp(App[None]):
         self._update_status()
 
     def _toggle_value(self, facet: str, value: str) -> None:
-        f = self.view.filter
+        f = self.wanted.filter
         field = {"status": "statuses", "layer": "layers", "agent": "agents", "label": "labels"}
         if facet in field:
             current: frozenset[str] = getattr(f, field[facet])
@@ -625,7 +748,7 @@ class TraceApp(App[None]):
         elif facet == "violations":
             self.action_violations_only()
         elif facet == "severity":
-            i = SEVERITIES.index(self.view.min_severity)
+            i = SEVERITIES.index(self.wanted.min_severity)
             self.set_filter(min_severity=SEVERITIES[(i + 1) % len(SEVERITIES)])
 
     @on(FacetList.Toggled)
@@ -643,7 +766,7 @@ class TraceApp(App[None]):
                     f"{sanitize(text)}: {exc}", title="Bad regex", severity="error", markup=False
                 )
                 return
-        self.set_filter(Filter(**{**_fields(self.view.filter), "text": text, "regex": regex}))
+        self.set_filter(Filter(**{**_fields(self.wanted.filter), "text": text, "regex": regex}))
 
     @on(Input.Changed, "#search")
     def _on_search_changed(self, event: Input.Changed) -> None:
@@ -651,14 +774,14 @@ class TraceApp(App[None]):
             self._search_timer.stop()
         value = event.value
         self._search_timer = self.set_timer(
-            0.3, lambda: self._set_text(value, self.view.filter.regex), name="search-debounce"
+            0.3, lambda: self._set_text(value, self.wanted.filter.regex), name="search-debounce"
         )
 
     @on(Input.Submitted, "#search")
     def _on_search_submitted(self, event: Input.Submitted) -> None:
         if self._search_timer is not None:
             self._search_timer.stop()
-        self._set_text(event.value, self.view.filter.regex)
+        self._set_text(event.value, self.wanted.filter.regex)
         self.span_tree.focus()
 
     def _open_filters(self) -> FilterPanel:
@@ -710,9 +833,10 @@ class TraceApp(App[None]):
         self._toggle_value("status", "blocked")
 
     def action_violations_only(self) -> None:
-        if self.checker is None and not self.view.violations_only:
+        violations = self.wanted.violations_only
+        if self.checker is None and not violations:
             self.notify("No contracts are loaded, so there are no findings.", markup=False)
-        self.set_filter(violations_only=not self.view.violations_only)
+        self.set_filter(violations_only=not violations)
 
     def action_layer(self, number: int) -> None:
         if 1 <= number <= len(LAYERS):

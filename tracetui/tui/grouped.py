@@ -52,9 +52,9 @@ class GroupedView:
             self._stale = True
             self._dirty = True
             return
-        matched = self.tree.matched
+        is_match = self.tree.is_match
         for span in change.new:
-            if matched is None or span.seq in matched:
+            if is_match(span):
                 self._add(span)
                 self._dirty = True
 

@@ -21,10 +21,8 @@ Nothing here imports Textual.
 from __future__ import annotations
 
 from array import array
-from collections import Counter
 from collections.abc import Callable, Iterable
-from itertools import islice, repeat
-from operator import sub
+from itertools import compress, islice, repeat
 from typing import Final
 
 from tracetui.model import CYCLE, Span
@@ -32,7 +30,7 @@ from tracetui.store import TraceStore
 
 NO_LINK: Final = -1
 SLICE: Final = 50_000
-"""Most elements one C-level pass handles at once in `kept` (a worker holds the GIL meanwhile)."""
+"""Matches walked between two checks for cancellation in `kept`."""
 
 TreeKey = int | str
 """A tree's key as the view and the store use it: a root span's seq, or a placeholder's id."""
@@ -69,38 +67,131 @@ class Snapshot:
         self.merges = links.merges
 
 
+MATCH: Final = 1
+CONTEXT: Final = 2
+_ONLY_MATCH: Final = bytes(1 if i == MATCH else 0 for i in range(256))
+_ONLY_CONTEXT: Final = bytes(1 if i == CONTEXT else 0 for i in range(256))
+
+
+def marked(marks: bytearray, base: int, what: int | None = None) -> set[int]:
+    """The seqs whose mark is `what` (MATCH or CONTEXT), or any mark when None."""
+    if what is not None:
+        marks = marks.translate(_ONLY_MATCH if what == MATCH else _ONLY_CONTEXT)
+    return set(compress(range(base, base + len(marks)), marks))
+
+
 class Kept:
-    """What a filter keeps, worked out from a snapshot of the links (see `kept`).
+    """What a filter keeps, worked out from a snapshot of the links (see `KeptBuilder`).
 
     Attributes:
-        matched: seqs of spans that match.
-        keep: matched plus context (non-matching ancestors of a match).
-        context: the ancestors kept only for context.
+        marks: per seq from `base`: MATCH, CONTEXT (a non-matching ancestor of a match), or 0.
+        base: seq of `marks[0]` (the snapshot's base).
         by_head: kept spans per tree head (seq).
         counts: kept spans per tree key, as of the snapshot.
         end: spans with a smaller seq were considered.
         merges: the snapshot's merge count (trees that joined since make `counts` stale).
     """
 
-    __slots__ = ("by_head", "context", "counts", "end", "keep", "matched", "merges")
+    __slots__ = ("base", "by_head", "counts", "end", "marks", "merges")
 
     def __init__(
         self,
-        matched: set[int],
-        keep: set[int],
-        context: set[int],
-        by_head: Counter[int],
+        marks: bytearray,
+        base: int,
+        by_head: dict[int, int],
         counts: dict[TreeKey, int],
         end: int,
         merges: int,
     ) -> None:
-        self.matched = matched
-        self.keep = keep
-        self.context = context
+        self.marks = marks
+        self.base = base
         self.by_head = by_head
         self.counts = counts
         self.end = end
         self.merges = merges
+
+    @property
+    def matched(self) -> set[int]:
+        return marked(self.marks, self.base, MATCH)
+
+    @property
+    def context(self) -> set[int]:
+        return marked(self.marks, self.base, CONTEXT)
+
+    @property
+    def keep(self) -> set[int]:
+        return marked(self.marks, self.base)
+
+
+class KeptBuilder:
+    """Works out what a filter keeps, matches given in any order and in as many pieces as the
+    caller likes (so a long pass can pause between pieces): each match is walked up, marking
+    context until the first ancestor already marked, and counted once, with the context it
+    added, in its tree. A match that an earlier walk marked as context just changes sides.
+
+    Marks are a bytearray indexed like the links, which a walk reads and writes far faster than
+    a hash set of a few hundred thousand seqs (and which the view keeps as it is). Reads only
+    the links it is given (a `Snapshot` in a background pass).
+    """
+
+    def __init__(self, snap: Snapshot | Links) -> None:
+        self.snap = snap
+        self._marks = bytearray(snap.end - snap.base)
+        self._by_head: dict[int, int] = {}
+
+    def add(self, seqs: Iterable[int]) -> None:
+        """Take in matching seqs; seqs the links do not hold are dropped."""
+        snap = self.snap
+        base, end = snap.base, snap.end
+        seqs = list(seqs)
+        if seqs and (min(seqs) < base or max(seqs) >= end):
+            seqs = [seq for seq in seqs if base <= seq < end]
+        parent, head, marks = snap.parent, snap.head, self._marks
+        by_head = self._by_head
+        count = by_head.get
+        # Each step up marks the ancestor, so even a loop in the links ends the walk.
+        for seq in seqs:
+            i = seq - base
+            was = marks[i]
+            if was == 1:
+                continue
+            marks[i] = 1
+            if was:
+                continue  # context of an earlier match, already counted: now it matches
+            gained = 1
+            p = parent[i]
+            while p >= 0:
+                j = p - base
+                if marks[j]:
+                    break
+                marks[j] = 2
+                gained += 1
+                p = parent[j]
+            h = head[i]
+            by_head[h] = count(h, 0) + gained
+
+    def result(self) -> Kept:
+        """The marks, with per-tree counts resolved through the union-find."""
+        snap = self.snap
+        base, head, under = snap.base, snap.head, snap.under
+        by_head: dict[int, int] = {}
+        counts: dict[TreeKey, int] = {}
+        get = counts.get
+        size = len(head)
+        for first, n in self._by_head.items():
+            if first < 0:
+                continue
+            i = first - base
+            if 0 <= i < size and head[i] == first:
+                h = first
+            else:
+                h = _find(head, base, first)
+                if h < 0:
+                    continue
+            by_head[h] = by_head.get(h, 0) + n
+            key: TreeKey = under.get(h, h)
+            counts[key] = get(key, 0) + n
+        return Kept(self._marks, base, by_head, counts, snap.end, snap.merges)
 
 
 def kept(
@@ -108,54 +199,18 @@ def kept(
     matched: Iterable[int],
     cancelled: Callable[[], bool] | None = None,
 ) -> Kept | None:
-    """Add the context above every match and count what is kept per tree.
-
-    Safe in a worker thread over a `Snapshot`; None when `cancelled()` says so on the way.
-    Seqs outside the links are dropped.
-    """
-    base, end = snap.base, snap.end
-    parent, head = snap.parent, snap.head
-    if not isinstance(matched, set):
-        matched = set(matched)
-    if matched and (min(matched) < base or max(matched) >= end):
-        matched = {s for s in matched if base <= s < end}
-    keep = set(matched)
-    context: set[int] = set()
-    add_keep, add_context = keep.add, context.add
-    budget = end - base + 1
-    for n, seq in enumerate(matched):
-        if cancelled is not None and not n % 16384 and cancelled():
-            return None
-        p = parent[seq - base]
-        steps = budget
-        while p >= 0 and p not in keep and steps:
-            add_keep(p)
-            add_context(p)
-            p = parent[p - base]
-            steps -= 1
-    by_first: Counter[int] = Counter()
-    it = iter(keep)
-    while True:
-        part = list(islice(it, SLICE))
-        if not part:
-            break
-        if base:
-            by_first.update(map(head.__getitem__, map(sub, part, repeat(base))))
-        else:
-            by_first.update(map(head.__getitem__, part))
-        if cancelled is not None and cancelled():
-            return None
-    by_head: Counter[int] = Counter()
-    for first, n in by_first.items():
-        h = _find(head, base, first) if first >= 0 else NO_LINK
-        if h >= 0:
-            by_head[h] += n
-    under = snap.under
-    counts: dict[TreeKey, int] = {}
-    for h, n in by_head.items():
-        key: TreeKey = under.get(h, h)
-        counts[key] = counts.get(key, 0) + n
-    return Kept(matched, keep, context, by_head, counts, end, snap.merges)
+    """Add the context above every match and count what is kept per tree (`KeptBuilder` in one
+    go, or in slices checking `cancelled()` between them: None when it says so)."""
+    builder = KeptBuilder(snap)
+    if cancelled is None:
+        builder.add(matched)
+    else:
+        it = iter(matched)
+        while part := list(islice(it, SLICE)):
+            if cancelled():
+                return None
+            builder.add(part)
+    return builder.result()
 
 
 class Links:

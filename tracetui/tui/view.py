@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 from tracetui.model import Span
 from tracetui.query import Filter, Selection, matching_seqs
 from tracetui.store import Change, TopEntry, TraceStore
-from tracetui.tui.links import Kept, Links, kept
+from tracetui.tui.links import CONTEXT, MATCH, Kept, Links, kept, marked
 
 NodeKey = int | str | tuple[str, ...]
 """A span's `seq`, a placeholder's awaited parent id, or a group heading's key."""
@@ -99,10 +99,10 @@ class TreeView:
         self.min_severity = "info"
         self.default_open = True
         self.toggled: set[NodeKey] = set()
-        self.matched: set[int] | None = None
-        self.context: set[int] = set()
-        self._keep: set[int] = set()
-        """matched ∪ context: what a filter lets through."""
+        self._marks: bytearray | None = None
+        """Under a filter, per seq from `_marks_base`: MATCH, CONTEXT (an ancestor kept for a
+        match below it) or 0 (hidden); None without a filter. Kept as long as the links."""
+        self._marks_base = 0
         self._pred: Callable[[Span], bool] | None = None
         self.links = Links()
         """Parent links and tree membership as of the watermark (arrays indexed by seq)."""
@@ -161,6 +161,7 @@ class TreeView:
         self._all_counts.clear()
         self._all_counts.update(counts)
         self._recount = False
+        self._sync_marks()
 
     def _entry(self, key: NodeKey) -> TopEntry | None:
         """The top-level entry with this key (a root span, or a placeholder id)."""
@@ -250,9 +251,7 @@ class TreeView:
             self._count_all()  # a filter shows the store as it is: catch the counts up
         self._pred = self._make_predicate()
         if self._pred is None:
-            self.matched = None
-            self.context = set()
-            self._keep = set()
+            self._marks = None
             self._counts = self._all_counts
         elif prepared is not None and prepared.end <= self._seen:
             self._install(prepared)
@@ -268,10 +267,10 @@ class TreeView:
 
     def _install(self, result: Kept) -> None:
         """Take what a filter keeps, computed as of `result.end`, and add the batches since."""
-        self.matched = result.matched
-        self._keep = result.keep
-        self.context = result.context
+        self._marks = result.marks
+        self._marks_base = result.base
         links = self.links
+        self._sync_marks()
         if result.merges == links.merges:
             counts = result.counts
         else:  # trees joined (or went) since: count by head again
@@ -333,20 +332,66 @@ class TreeView:
         first, second = tests
         return lambda s: first(s) and second(s)
 
+    def _sync_marks(self) -> None:
+        """Keep the marks as long as the links (new spans unmarked, evicted ones dropped)."""
+        marks = self._marks
+        if marks is None:
+            return
+        links = self.links
+        drop = links.base - self._marks_base
+        if drop > 0:
+            del marks[:drop]
+            self._marks_base = links.base
+        elif drop < 0:  # links rebuilt from an older base: realign
+            marks[:0] = bytes(-drop)
+            self._marks_base = links.base
+        grow = len(links.head) - len(marks)
+        if grow > 0:
+            marks.extend(bytes(grow))
+        elif grow < 0:
+            del marks[grow:]
+
+    def _mark_of(self, seq: int) -> int:
+        """A span's mark: MATCH, CONTEXT, or 0 (hidden, or no filter)."""
+        marks = self._marks
+        if marks is None:
+            return 0
+        i = seq - self._marks_base
+        return marks[i] if 0 <= i < len(marks) else 0
+
+    @property
+    def matched(self) -> set[int] | None:
+        """Seqs of the spans that match the filter themselves (None without a filter)."""
+        if self._marks is None:
+            return None
+        return marked(self._marks, self._marks_base, MATCH)
+
+    @property
+    def context(self) -> set[int]:
+        """Seqs of the ancestors kept only for the matches below them."""
+        if self._marks is None:
+            return set()
+        return marked(self._marks, self._marks_base, CONTEXT)
+
+    def is_match(self, span: Span) -> bool:
+        """Whether a span matches the filter itself (every span does without a filter)."""
+        return self._marks is None or self._mark_of(span.seq) == MATCH
+
     def _add_context_above(self, span: Span) -> int:
         """Keep the span's ancestors as context up to the first one kept; how many were added."""
-        keep, context = self._keep, self.context
+        marks = self._marks
+        assert marks is not None
         links = self.links
         parent, base = links.parent, links.base
         added = 0
         p = links.parent_of(span.seq)
-        steps = len(parent)
-        while p >= 0 and p not in keep and steps:
-            context.add(p)
-            keep.add(p)
+        while p >= 0:  # each step marks one more: even a loop ends
+            j = p - base
+            if marks[j]:
+                break
+            marks[j] = CONTEXT
             added += 1
-            p = parent[p - base]
-            steps -= 1
+            p = parent[j]
         return added
 
     def _kids(self, node: TopEntry) -> list[Span]:
@@ -359,22 +404,22 @@ class TreeView:
 
     def shows(self, node: TopEntry) -> bool:
         """Whether a node passes the filter (itself or through a descendant)."""
-        if self.matched is None:
+        if self._marks is None:
             return True
+        mark = self._mark_of
         if isinstance(node, str):
-            keep = self._keep
-            return any(k.seq in keep for k in self.store.children(node))
-        return node.seq in self._keep
+            return any(mark(k.seq) for k in self.store.children(node))
+        return mark(node.seq) != 0
 
     def has_visible_children(self, node: TopEntry) -> bool:
         """Whether expanding the node would show anything."""
-        if self.matched is None:
+        if self._marks is None:
             return bool(self._kids(node)) if self._behind() else self.store.has_children(node)
         return any(self.shows(k) for k in self.store.children(node))
 
     def is_context(self, node: TopEntry) -> bool:
         """True for a span shown only because a descendant matches."""
-        return not isinstance(node, str) and node.seq in self.context
+        return not isinstance(node, str) and self._mark_of(node.seq) == CONTEXT
 
     def selection(self) -> Selection:
         """The current view as a `query.Selection` (for the text formatter and snapshots)."""
@@ -408,6 +453,7 @@ class TreeView:
                 self._evicted = store.evicted
                 links.evicted(store)
                 self._sweep()
+        self._sync_marks()
         all_counts = self._all_counts
         touched: dict[NodeKey, TopEntry] = {}
         tops: dict[int, NodeKey] = {}
@@ -436,22 +482,28 @@ class TreeView:
     def _filter_fresh(self, fresh: list[Span], tops: Mapping[int, NodeKey]) -> None:
         """Match spans new to the view against the filter, with their context, and count them."""
         pred = self._pred
-        assert pred is not None and self.matched is not None
-        matched, keep, counts = self.matched, self._keep, self._counts
+        marks = self._marks
+        assert pred is not None and marks is not None
+        base = self._marks_base
+        counts = self._counts
         children = self.store.children
         seen = self._seen
         for span in fresh:
             seq = span.seq
+            i = seq - base
+            if i < 0 or i >= len(marks):
+                continue
             gained = 0
-            if seq not in keep and pred(span):
-                matched.add(seq)
-                keep.add(seq)
+            was = marks[i]
+            if not was and pred(span):
+                marks[i] = was = MATCH
                 gained = 1
-            if seq in matched:
+            if was == MATCH:
                 gained += self._add_context_above(span)
-            elif seq not in keep and any(k.seq in keep for k in children(span) if k.seq < seen):
-                self.context.add(seq)
-                keep.add(seq)
+            elif not was and any(
+                marks[k.seq - base] for k in children(span) if base <= k.seq < seen
+            ):
+                marks[i] = CONTEXT
                 gained += 1 + self._add_context_above(span)
             if gained:
                 k = tops.get(seq)
@@ -600,11 +652,12 @@ class TreeView:
                 self.set_filter()
         if self._tops_dirty or (self._holes > 1024 and self._holes * 2 > len(self._tops)):
             counts = self._counts
-            if self._pred is None:
-                tops: list[TopEntry | None] = list(self.store.top())
-            else:
-                tops = [t for t in self.store.top() if key_of(t) in counts]
-            keys = [key_of(t) for t in tops]
+            tops: list[TopEntry | None] = list(self.store.top())
+            keys: list[NodeKey] = [t if t.__class__ is str else t.seq for t in tops]  # type: ignore[union-attr]
+            if self._pred is not None:  # the trees the filter keeps, in the store's order
+                shown = list(map(counts.__contains__, keys))
+                tops = list(itertools.compress(tops, shown))
+                keys = list(itertools.compress(keys, shown))
             self._tops = tops
             self._top_index = dict(zip(keys, range(len(keys)), strict=True))
             self._holes = 0
@@ -681,7 +734,8 @@ class TreeView:
         if block is not None:
             return block
         children = self._kids if self._behind() else self.store.children
-        keep = self._keep if self.matched is not None else None
+        marks = self._marks
+        base = self._marks_base
         toggled = self.toggled
         default_open = self.default_open
         block = []
@@ -697,8 +751,9 @@ class TreeView:
             kids = children(node)
             if not kids:
                 continue
-            if keep is not None:
-                kids = [k for k in kids if k.seq in keep]
+            if marks is not None:
+                size = len(marks)
+                kids = [k for k in kids if 0 <= k.seq - base < size and marks[k.seq - base]]
             depth += 1
             for kid in reversed(kids):
                 push((depth, kid))
@@ -789,20 +844,19 @@ class TreeView:
 
     def matching_spans(self) -> Iterator[Span]:
         """Spans that match the filter themselves (no context), in arrival order."""
-        if self.matched is None:
-            yield from self.store.events()
-            return
-        matched = self.matched
-        for span in self.store.events():
-            if span.seq in matched:
-                yield span
+        return self._spans_marked(MATCH)
 
     def visible_spans(self) -> Iterator[Span]:
         """Spans the filter lets through (matches and context), in arrival order."""
-        if self.matched is None:
+        return self._spans_marked(None)
+
+    def _spans_marked(self, what: int | None) -> Iterator[Span]:
+        marks = self._marks
+        if marks is None:
             yield from self.store.events()
             return
-        keep = self._keep
+        base, size = self._marks_base, len(marks)
         for span in self.store.events():
-            if span.seq in keep:
+            i = span.seq - base
+            if 0 <= i < size and marks[i] and (what is None or marks[i] == what):
                 yield span
