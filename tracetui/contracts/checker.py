@@ -16,8 +16,12 @@ false finding:
   ancestor may have produced the key). If the parent turns up later they are checked again, and the
   delta says which findings went away.
 
-Each new span is decoded at most once per batch, by a typed decoder that reads only the keys the
-active rules need (see `probe.ProbeLayout`).
+Cost: almost every span of a real trace breaks no rule, so the work per clean span is what counts.
+Each batch's lines are decoded again by typed decoders that read only the keys the active rules
+need (see `probe.ProbeLayout`); where the rules allow it (`_chunked`), by *refusing* decoders that
+take a line only when no local rule and no baggage screen could fire on it, so msgspec itself does
+the screening and only refused lines are kept and judged. Span fields are screened in one pass;
+the relational pass resolves each new span once, with a cheap screen before the full judgement.
 """
 
 from __future__ import annotations
