@@ -63,7 +63,7 @@ FREEZE_GROWTH = 100_000
 BACKGROUND_FILTER_MIN = 200_000
 """A filter change over at least this many resident spans is worked out in a background thread
 (over snapshots of the links and the search index), so the UI stays live meanwhile."""
-FILTER_SLICE_S = 0.015
+FILTER_SLICE_S = 0.025
 """Longest slice of a background filter change between two turns of the UI."""
 FILTER_YIELD_S = 0.001
 """How long a background filter change lets the UI run between two slices."""

@@ -149,6 +149,9 @@ class KeptBuilder:
         parent, head, marks = snap.parent, snap.head, self._marks
         by_head = self._by_head
         count = by_head.get
+        if seqs and not base:
+            self._add_from_zero(seqs)
+            return
         # Each step up marks the ancestor, so even a loop in the links ends the walk.
         for seq in seqs:
             i = seq - base
@@ -168,6 +171,29 @@ class KeptBuilder:
                 gained += 1
                 p = parent[j]
             h = head[i]
+            by_head[h] = count(h, 0) + gained
+
+    def _add_from_zero(self, seqs: list[int]) -> None:
+        """`add` for links that start at seq 0 (no retention): seqs are indices."""
+        parent, head, marks = self.snap.parent, self.snap.head, self._marks
+        by_head = self._by_head
+        count = by_head.get
+        for seq in seqs:
+            was = marks[seq]
+            if was == 1:
+                continue
+            marks[seq] = 1
+            if was:
+                continue
+            gained = 1
+            p = parent[seq]
+            while p >= 0:
+                if marks[p]:
+                    break
+                marks[p] = 2
+                gained += 1
+                p = parent[p]
+            h = head[seq]
             by_head[h] = count(h, 0) + gained
 
     def result(self) -> Kept:

@@ -130,6 +130,7 @@ class TreeView:
         self._changed_from = 1 << 62
         self._dirty: set[NodeKey] = set()
         self._tops_dirty = True
+        self._tops_cache: tuple[tuple[int, int, int], list[TopEntry], list[NodeKey]] | None = None
         self.version = 0
         """Bumped whenever the rows change."""
         self.findings_version = 0
@@ -642,6 +643,18 @@ class TreeView:
             return 1
         return self._counts.get(key, 0) + (1 if isinstance(top, str) else 0)
 
+    def _store_tops(self) -> tuple[list[TopEntry], list[NodeKey]]:
+        """The store's top-level entries and their keys (kept while the store does not change:
+        successive filter changes over a quiet store read them once). Not to be mutated."""
+        store = self.store
+        sig = (store.next_seq, store.evicted, store.top_count())
+        cached = self._tops_cache
+        if cached is None or cached[0] != sig:
+            tops = list(store.top())
+            keys: list[NodeKey] = [t if t.__class__ is str else t.seq for t in tops]  # type: ignore[union-attr]
+            cached = self._tops_cache = (sig, tops, keys)
+        return cached[1], cached[2]
+
     def rebuild(self) -> bool:
         """Bring the rows up to date; True when anything changed."""
         if not self._tops_dirty and not self._dirty and self._changed_from > len(self._tops):
@@ -652,8 +665,9 @@ class TreeView:
                 self.set_filter()
         if self._tops_dirty or (self._holes > 1024 and self._holes * 2 > len(self._tops)):
             counts = self._counts
-            tops: list[TopEntry | None] = list(self.store.top())
-            keys: list[NodeKey] = [t if t.__class__ is str else t.seq for t in tops]  # type: ignore[union-attr]
+            all_tops, all_keys = self._store_tops()
+            tops: list[TopEntry | None] = list(all_tops)
+            keys: list[NodeKey] = all_keys
             if self._pred is not None:  # the trees the filter keeps, in the store's order
                 shown = list(map(counts.__contains__, keys))
                 tops = list(itertools.compress(tops, shown))
