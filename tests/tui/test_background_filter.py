@@ -1,0 +1,153 @@
+"""Filter changes over a big store run in slices on the app's loop: the UI answers keys while
+they run, a newer change supersedes an older one (whose result is never shown), and what
+arrived meanwhile is in the result. The threshold and slice sizes are lowered so that a small
+store takes the same path in several slices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tui_helpers import BatchFeed, status_line, trace_tree, tree_screen, wait_until
+
+import tracetui.tui.app as app_module
+from tracetui.query import Filter
+from tracetui.store import TraceStore
+from tracetui.tui.app import TraceApp
+from tracetui.tui.span_tree import SpanTree
+
+SIZE = (100, 30)
+
+
+@pytest.fixture
+def sliced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every filter change goes to the background and yields to the UI after each span."""
+    monkeypatch.setattr(app_module, "BACKGROUND_FILTER_MIN", 1)
+    monkeypatch.setattr(app_module, "FILTER_PART", 1)
+    monkeypatch.setattr(app_module, "FILTER_SLICE_S", 0.0)
+    monkeypatch.setattr(app_module, "FILTER_YIELD_S", 0.002)
+
+
+def push_trees(feed: BatchFeed, first: int, count: int) -> None:
+    for n in range(first, first + count):
+        feed.push(trace_tree(n, start=1000.0 + n))
+
+
+def expected(store: TraceStore, flt: Filter) -> set[int]:
+    pred = flt.predicate()
+    return {s.seq for s in store.events() if pred(s)}
+
+
+async def settle(pilot, app: TraceApp) -> None:
+    await pilot.pause(0.15)
+    await wait_until(pilot, lambda: not app.feed.queue and not app._filtering)
+    await pilot.pause(0.05)
+
+
+async def test_a_key_pressed_while_a_search_runs_is_handled_before_it_ends(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path, sliced: None
+) -> None:
+    app = TraceApp(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 150)
+        await settle(pilot, app)
+        tree = app.query_one(SpanTree)
+        await pilot.press("home")
+        assert tree.cursor == 0
+        app.set_filter(Filter.make(text="L3→L2"))
+        assert app._filtering
+        assert "searching" in status_line(app)
+        await pilot.press("down", "down")
+        assert tree.cursor == 2
+        assert app._filtering  # the keys were handled while the search was still running
+        await settle(pilot, app)
+        assert app.view.matched == expected(store, Filter.make(text="L3→L2"))
+        assert "[filtered]" in status_line(app)
+
+
+async def test_a_newer_search_supersedes_an_older_one_whose_result_never_shows(
+    store: TraceStore,
+    feed: BatchFeed,
+    no_user_themes: Path,
+    sliced: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = TraceApp(store, feed)
+    installed: list[Filter | None] = []
+    original = app._install_filter
+
+    def spy(flt: Filter | None = None, **kwargs: object) -> None:
+        installed.append(flt)
+        original(flt, **kwargs)
+
+    monkeypatch.setattr(app, "_install_filter", spy)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 60)
+        await settle(pilot, app)
+        app.set_filter(Filter.make(text="#1"))
+        await pilot.pause(0.02)
+        assert app._filtering
+        app.set_filter(Filter.make(text="#2"))
+        await settle(pilot, app)
+        assert [f.text for f in installed if f is not None] == ["#2"]
+        assert app.view.filter.text == "#2"
+        assert app.view.matched == expected(store, Filter.make(text="#2"))
+        shown = [r for r in tree_screen(app) if r]
+        assert shown and all("#2" in row for row in shown if "L3→L2" in row)
+
+
+async def test_filter_keys_pressed_during_a_change_add_up(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path, sliced: None
+) -> None:
+    """`e` then `b` while `e` is still being worked out: both statuses are in the filter, and the
+    panel shows what was asked for meanwhile."""
+    app = TraceApp(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 40)
+        await settle(pilot, app)
+        await pilot.press("e")
+        assert app._filtering
+        await pilot.press("b")
+        assert app.wanted.filter.statuses == {"error", "blocked"}
+        await settle(pilot, app)
+        flt = app.view.filter
+        assert flt.statuses == {"error", "blocked"}
+        assert app.view.matched == expected(store, flt)
+
+
+async def test_spans_arriving_during_a_search_are_in_its_result(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path, sliced: None
+) -> None:
+    app = TraceApp(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 40)
+        await settle(pilot, app)
+        flt = Filter.make(text="#4")
+        app.set_filter(flt)
+        assert app._filtering
+        push_trees(feed, 40, 10)  # trees #40 … #49 arrive while it runs
+        await wait_until(pilot, lambda: not feed.queue)
+        await settle(pilot, app)
+        assert app.view.matched == expected(store, flt)
+        rows = [r for r in tree_screen(app) if "L3→L2" in r]
+        assert [r.split("#")[1].split()[0] for r in rows] == ["4", *map(str, range(40, 50))]
+
+
+async def test_a_paused_view_catches_up_when_a_background_filter_lands(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path, sliced: None
+) -> None:
+    app = TraceApp(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 10)
+        await settle(pilot, app)
+        await pilot.press("space")
+        push_trees(feed, 10, 5)
+        await wait_until(pilot, lambda: not feed.queue)
+        await pilot.pause(0.1)
+        assert "L3→L2 #14" not in "\n".join(tree_screen(app))  # paused: not shown yet
+        app.set_filter(Filter.make(statuses=["error"]))
+        await settle(pilot, app)
+        flt = app.view.filter
+        assert app.view.matched == expected(store, flt)  # the filter shows the store as it is
+        assert "#11" in "\n".join(tree_screen(app))  # tree 11 has an error root
+        assert app.paused
