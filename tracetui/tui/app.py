@@ -24,7 +24,7 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Container
-from textual.events import Resize
+from textual.events import Event, Key, MouseEvent, Resize
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Footer, Input, Static
@@ -56,8 +56,14 @@ from tracetui.tui.themes import DEFAULT_THEME, SEMANTIC_DEFAULTS, ThemeFile, dis
 from tracetui.tui.view import SEVERITIES, TreeView
 
 TICK_HZ = 15
-DRAIN_MAX = 50_000
-"""Most spans ingested per tick, so a huge backlog loads in slices and the UI stays responsive."""
+DRAIN_MAX = 4_000
+"""Most spans ingested per tick. A backlog bigger than that (a big file opened) is loaded by
+ticks in quick succession, with a turn of the UI between two, so the UI stays responsive."""
+LOAD_YIELD_S = 0.002
+"""How long the UI runs between two ticks of a backlog being loaded."""
+INTERACTIVE_YIELD_S = 0.03
+"""The same, while the user is at the keyboard or mouse (input in the last INTERACTIVE_S)."""
+INTERACTIVE_S = 1.5
 FREEZE_GROWTH = 100_000
 """Rows added since the last `gc.freeze()` that justify another one."""
 BACKGROUND_FILTER_MIN = 200_000
@@ -69,7 +75,7 @@ FILTER_YIELD_S = 0.001
 """How long a background filter change lets the UI run between two slices."""
 FILTER_PART = 4096
 """Spans (or matches) handled between two looks at the clock in a background filter change."""
-INDEX_PER_TICK = 20_000
+INDEX_PER_TICK = 5_000
 """Most spans added to the search index per tick (it catches up after a big load)."""
 SNAPSHOT_SLICE_S = 0.02
 """Longest slice of snapshot formatting between two turns of the event loop."""
@@ -193,6 +199,7 @@ class TraceApp(App[None]):
         """Snapshots not written yet (their names are taken)."""
         self._rate: deque[tuple[float, int]] = deque()
         self._loading = False
+        self._last_input = 0.0
         self._finished = False
         self._last_checker_tick = 0.0
         self._last_facets = 0.0
@@ -249,7 +256,7 @@ class TraceApp(App[None]):
         self.span_tree.rows_changed()
         self._refresh_facets()
         self._update_status()
-        self.set_interval(1 / TICK_HZ, self.tick, name="ingest-tick")
+        self.set_interval(1 / TICK_HZ, self._tick_while_loading, name="ingest-tick")
 
     def on_unmount(self) -> None:
         if self.feed is not None:
@@ -262,6 +269,20 @@ class TraceApp(App[None]):
         self.screen.set_class(width < NARROW, "narrow")
 
     # ---- the tick ------------------------------------------------------------------------------
+
+    async def _tick_while_loading(self) -> None:
+        """A tick; while a backlog is loading, further ticks in quick succession, each after a
+        turn of the UI (the timer's next tick waits for this one)."""
+        self.tick()
+        while self._loading and not self._holding and self.is_running:
+            interactive = time.monotonic() - self._last_input < INTERACTIVE_S
+            await asyncio.sleep(INTERACTIVE_YIELD_S if interactive else LOAD_YIELD_S)
+            self.tick()
+
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, (Key, MouseEvent)):
+            self._last_input = time.monotonic()  # a backlog loads slower while the user acts
+        await super().on_event(event)
 
     def tick(self) -> None:
         """Drain the feed, run the checker, and update the view from everything that arrived."""

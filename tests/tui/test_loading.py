@@ -1,0 +1,65 @@
+"""A big backlog (a large file opened) loads in ticks of bounded size in quick succession, with
+the UI answering keys between them and the status line saying it is loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.events import Key
+from tui_helpers import BatchFeed, status_line, trace_tree, wait_until
+
+import tracetui.tui.app as app_module
+from tracetui.store import Change, TraceStore
+from tracetui.tui.app import TraceApp
+from tracetui.tui.span_tree import SpanTree
+
+
+class BacklogFeed(BatchFeed):
+    """Decodes everything pushed, then hands it to the store `max_spans` at a time, the way
+    `LiveIngest.drain` does with what its readers have produced."""
+
+    def __init__(self, store: TraceStore) -> None:
+        super().__init__(store)
+        self.backlog: list = []
+        self.max_seen: int | None = None
+
+    def drain(self, max_spans: int | None = None) -> Change:
+        if self.queue:
+            data, self.queue = b"".join(self.queue), []
+            frame = self.framer.feed(data)
+            spans, _ = self.decoder.decode(frame.lines, frame.first_line_no, self.origin)
+            self.backlog.extend(spans)
+        self.max_seen = max_spans
+        take = len(self.backlog) if max_spans is None else max_spans
+        batch, self.backlog = self.backlog[:take], self.backlog[take:]
+        return self.store.ingest(batch) if batch else Change()
+
+
+async def test_a_backlog_loads_in_bounded_ticks_and_keys_are_answered_meanwhile(
+    store: TraceStore, no_user_themes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "DRAIN_MAX", 8)
+    monkeypatch.setattr(app_module, "LOAD_YIELD_S", 0.005)
+    monkeypatch.setattr(app_module, "INTERACTIVE_YIELD_S", 0.005)
+    feed = BacklogFeed(store)
+    app = TraceApp(store, feed)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for n in range(300):
+            feed.push(trace_tree(n, start=1000.0 + n))
+        await wait_until(pilot, lambda: len(store) >= 40)
+        assert app._loading
+        assert "LOADING" in status_line(app)
+        assert feed.max_seen == 8
+        tree = app.query_one(SpanTree)
+        for key, row in (("home", 0), ("down", 1)):
+            app.post_message(Key(key, None))  # as the terminal driver does (no waiting for idle)
+            await wait_until(pilot, lambda row=row: tree.cursor == row)
+        assert app._loading  # the keys were answered while the backlog was loading
+        assert len(store) < 1200
+        # ticks follow each other as fast as the UI allows, not at the 15 Hz of a live stream
+        await wait_until(pilot, lambda: len(store) == 1200 and not app._loading, timeout=5)
+        await pilot.pause(0.2)
+        assert "LOADING" not in status_line(app)
+        assert len(app.view) == 1200
+        assert tree.cursor == 1  # the view stayed where the user put it
