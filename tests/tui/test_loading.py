@@ -3,7 +3,10 @@ the UI answering keys between them and the status line saying it is loading."""
 
 from __future__ import annotations
 
+import re
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.events import Key
@@ -14,13 +17,16 @@ from tracetui.store import Change, TraceStore
 from tracetui.tui.app import TraceApp
 from tracetui.tui.span_tree import SpanTree
 
+TREES = 500
+"""Four spans each."""
+
 
 class BacklogFeed(BatchFeed):
     """Decodes everything pushed, then hands it to the store `max_spans` at a time, the way
     `LiveIngest.drain` does with what its readers have produced."""
 
-    def __init__(self, store: TraceStore) -> None:
-        super().__init__(store)
+    def __init__(self, store: TraceStore, path: Path) -> None:
+        super().__init__(store, str(path))
         self.backlog: list = []
         self.max_seen: int | None = None
 
@@ -35,31 +41,39 @@ class BacklogFeed(BatchFeed):
         batch, self.backlog = self.backlog[:take], self.backlog[take:]
         return self.store.ingest(batch) if batch else Change()
 
+    def states(self) -> list[Any]:
+        return [types.SimpleNamespace(origin=self.origin_name, kind="file", state=self.state)]
+
 
 async def test_a_backlog_loads_in_bounded_ticks_and_keys_are_answered_meanwhile(
-    store: TraceStore, no_user_themes: Path, monkeypatch: pytest.MonkeyPatch
+    store: TraceStore, no_user_themes: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(app_module, "DRAIN_MAX", 8)
     monkeypatch.setattr(app_module, "LOAD_YIELD_S", 0.005)
     monkeypatch.setattr(app_module, "INTERACTIVE_YIELD_S", 0.005)
-    feed = BacklogFeed(store)
+    lines = [line for n in range(TREES) for line in trace_tree(n, start=1000.0 + n)]
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    feed = BacklogFeed(store, path)
     app = TraceApp(store, feed)
     async with app.run_test(size=(100, 30)) as pilot:
-        for n in range(300):
-            feed.push(trace_tree(n, start=1000.0 + n))
+        feed.push(lines)
         await wait_until(pilot, lambda: len(store) >= 40)
         assert app._loading
-        assert "LOADING" in status_line(app)
         assert feed.max_seen == 8
         tree = app.query_one(SpanTree)
         for key, row in (("home", 0), ("down", 1)):
             app.post_message(Key(key, None))  # as the terminal driver does (no waiting for idle)
             await wait_until(pilot, lambda row=row: tree.cursor == row)
         assert app._loading  # the keys were answered while the backlog was loading
-        assert len(store) < 1200
+        assert len(store) < 1000
+        await wait_until(pilot, lambda: len(store) >= 1000)  # the estimate needs 1,000 lines
+        progress = re.search(r"LOADING\s+~(\d+)%", status_line(app))
+        assert progress is not None, status_line(app)
+        assert abs(int(progress.group(1)) - 100 * len(store) / (4 * TREES)) <= 10
         # ticks follow each other as fast as the UI allows, not at the 15 Hz of a live stream
-        await wait_until(pilot, lambda: len(store) == 1200 and not app._loading, timeout=5)
+        await wait_until(pilot, lambda: len(store) == 4 * TREES and not app._loading, timeout=5)
         await pilot.pause(0.2)
         assert "LOADING" not in status_line(app)
-        assert len(app.view) == 1200
+        assert len(app.view) == 4 * TREES
         assert tree.cursor == 1  # the view stayed where the user put it

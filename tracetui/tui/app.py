@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import itertools
 import os
 import textwrap
 import time
@@ -200,6 +201,7 @@ class TraceApp(App[None]):
         self._rate: deque[tuple[float, int]] = deque()
         self._loading = False
         self._last_input = 0.0
+        self._mean_line: float | None = None
         self._finished = False
         self._last_checker_tick = 0.0
         self._last_facets = 0.0
@@ -428,6 +430,9 @@ class TraceApp(App[None]):
                 out.append(f" +{self.pending_spans:,}")
         elif self._loading:
             out.append(" ⟳ LOADING ", "bold reverse")
+            done = self._load_progress()
+            if done is not None:
+                out.append(f" ~{done:.0%}")
         elif self.feed is None or self.feed.done:
             out.append(" ■ DONE ", "bold")
         else:
@@ -462,6 +467,24 @@ class TraceApp(App[None]):
         if sources:
             out.append("  │ " + sources)
         return out
+
+    def _load_progress(self) -> float | None:
+        """How much of the files being loaded is in, estimated from their sizes and the mean
+        length of the lines read so far (None for other sources)."""
+        try:
+            states = self.feed.states() if self.feed is not None else []
+            if not states or any(getattr(st, "kind", "") != "file" for st in states):
+                return None
+            size = sum(os.path.getsize(str(st.origin)) for st in states)
+        except Exception:  # a source that went away, an odd state: no estimate
+            return None
+        if self._mean_line is None:
+            sample = [len(span.raw) + 1 for span in itertools.islice(self.store.events(), 1000)]
+            if len(sample) < 1000:
+                return None
+            self._mean_line = sum(sample) / len(sample)
+        lines = self.store.next_seq + len(self.store.rejected)
+        return min(0.99, lines * self._mean_line / max(size, 1))
 
     def _source_summary(self) -> str:
         if self.feed is None:
