@@ -25,7 +25,7 @@ def sliced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app_module, "BACKGROUND_FILTER_MIN", 1)
     monkeypatch.setattr(app_module, "FILTER_PART", 1)
     monkeypatch.setattr(app_module, "FILTER_SLICE_S", 0.0)
-    monkeypatch.setattr(app_module, "FILTER_YIELD_S", 0.002)
+    monkeypatch.setattr(app_module, "FILTER_YIELD_S", 0.005)
 
 
 def push_trees(feed: BatchFeed, first: int, count: int) -> None:
@@ -49,7 +49,7 @@ async def test_a_key_pressed_while_a_search_runs_is_handled_before_it_ends(
 ) -> None:
     app = TraceApp(store, feed)
     async with app.run_test(size=SIZE) as pilot:
-        push_trees(feed, 0, 150)
+        push_trees(feed, 0, 400)  # 400 matches, a turn of the UI after each: 2 s at least
         await settle(pilot, app)
         tree = app.query_one(SpanTree)
         await pilot.press("home")

@@ -700,6 +700,7 @@ class TraceApp(App[None]):
     ) -> None:
         flt = wanted.filter
         builder = KeptBuilder(links)
+        self.view.prepare_rebuild()
         deadline = time.perf_counter() + FILTER_SLICE_S
 
         async def turn(now: bool = False) -> bool:
@@ -728,7 +729,7 @@ class TraceApp(App[None]):
                 if allowed is not None:
                     hits = [seq for seq in hits if seq in allowed]
                 for part in parts(hits):
-                    builder.add(part)
+                    builder.add(part, ordered=True)  # lines are in arrival order
                     if await turn():
                         return
             spans = tail

@@ -139,17 +139,21 @@ class KeptBuilder:
         self._marks = bytearray(snap.end - snap.base)
         self._by_head: dict[int, int] = {}
 
-    def add(self, seqs: Iterable[int]) -> None:
-        """Take in matching seqs; seqs the links do not hold are dropped."""
+    def add(self, seqs: Iterable[int], *, ordered: bool = False) -> None:
+        """Take in matching seqs (`ordered`: ascending); seqs the links do not hold are
+        dropped."""
         snap = self.snap
         base, end = snap.base, snap.end
-        seqs = list(seqs)
-        if seqs and (min(seqs) < base or max(seqs) >= end):
+        seqs = seqs if isinstance(seqs, list) else list(seqs)
+        if not seqs:
+            return
+        low, high = (seqs[0], seqs[-1]) if ordered else (min(seqs), max(seqs))
+        if low < base or high >= end:
             seqs = [seq for seq in seqs if base <= seq < end]
         parent, head, marks = snap.parent, snap.head, self._marks
         by_head = self._by_head
         count = by_head.get
-        if seqs and not base:
+        if not base:
             self._add_from_zero(seqs)
             return
         # Each step up marks the ancestor, so even a loop in the links ends the walk.

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import repeat
 from typing import Any, Final, Protocol
 
 from tracetui.model import Span
@@ -130,7 +132,9 @@ class TreeView:
         self._changed_from = 1 << 62
         self._dirty: set[NodeKey] = set()
         self._tops_dirty = True
-        self._tops_cache: tuple[tuple[int, int, int], list[TopEntry], list[NodeKey]] | None = None
+        self._tops_cache: (
+            tuple[tuple[int, int, int], list[TopEntry], list[NodeKey], list[bool]] | None
+        ) = None
         self.version = 0
         """Bumped whenever the rows change."""
         self.findings_version = 0
@@ -643,17 +647,25 @@ class TreeView:
             return 1
         return self._counts.get(key, 0) + (1 if isinstance(top, str) else 0)
 
-    def _store_tops(self) -> tuple[list[TopEntry], list[NodeKey]]:
-        """The store's top-level entries and their keys (kept while the store does not change:
-        successive filter changes over a quiet store read them once). Not to be mutated."""
+    def prepare_rebuild(self) -> None:
+        """Read what a rebuild after a filter change needs from a quiet store ahead of time (a
+        background filter change does it in one of its slices; it is read again if the store
+        changed by then)."""
+        self._store_tops()
+
+    def _store_tops(self) -> tuple[list[TopEntry], list[NodeKey], list[bool]]:
+        """The store's top-level entries, their keys, and which are placeholders (kept while the
+        store does not change: successive filter changes over a quiet store read them once).
+        Not to be mutated."""
         store = self.store
         sig = (store.next_seq, store.evicted, store.top_count())
         cached = self._tops_cache
         if cached is None or cached[0] != sig:
             tops = list(store.top())
             keys: list[NodeKey] = [t if t.__class__ is str else t.seq for t in tops]  # type: ignore[union-attr]
-            cached = self._tops_cache = (sig, tops, keys)
-        return cached[1], cached[2]
+            waiting = [k.__class__ is str for k in keys]
+            cached = self._tops_cache = (sig, tops, keys, waiting)
+        return cached[1], cached[2], cached[3]
 
     def rebuild(self) -> bool:
         """Bring the rows up to date; True when anything changed."""
@@ -665,13 +677,15 @@ class TreeView:
                 self.set_filter()
         if self._tops_dirty or (self._holes > 1024 and self._holes * 2 > len(self._tops)):
             counts = self._counts
-            all_tops, all_keys = self._store_tops()
+            all_tops, all_keys, all_waiting = self._store_tops()
             tops: list[TopEntry | None] = list(all_tops)
             keys: list[NodeKey] = all_keys
+            waiting = all_waiting
             if self._pred is not None:  # the trees the filter keeps, in the store's order
                 shown = list(map(counts.__contains__, keys))
                 tops = list(itertools.compress(tops, shown))
                 keys = list(itertools.compress(keys, shown))
+                waiting = list(itertools.compress(waiting, shown))
             self._tops = tops
             self._top_index = dict(zip(keys, range(len(keys)), strict=True))
             self._holes = 0
@@ -684,9 +698,8 @@ class TreeView:
             special = self._special_trees()
             if special or not self.default_open:
                 self._sizes = [self._size(t) for t in tops if t is not None]
-            else:
-                get = counts.get
-                self._sizes = [get(k, 0) + (k.__class__ is str) for k in keys]
+            else:  # spans counted in the tree, plus the placeholder's own row
+                self._sizes = list(map(operator.add, map(counts.get, keys, repeat(0)), waiting))
             first = 0
         else:
             first = self._changed_from
