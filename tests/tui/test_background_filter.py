@@ -151,3 +151,31 @@ async def test_a_paused_view_catches_up_when_a_background_filter_lands(
         assert app.view.matched == expected(store, flt)  # the filter shows the store as it is
         assert "#11" in "\n".join(tree_screen(app))  # tree 11 has an error root
         assert app.paused
+
+
+async def test_a_background_filter_under_retention_counts_only_what_is_resident(
+    no_user_themes: Path, sliced: None
+) -> None:
+    """Trees evicted while the filter is worked out leave no rows, counts or matches behind."""
+    store = TraceStore(max_events=200)
+    feed = BatchFeed(store)
+    app = TraceApp(store, feed)
+    async with app.run_test(size=SIZE) as pilot:
+        push_trees(feed, 0, 50)
+        await settle(pilot, app)
+        flt = Filter.make(statuses=["error", "blocked"])
+        app.set_filter(flt)
+        assert app._filtering
+        push_trees(feed, 50, 30)  # evicts the oldest 30 trees while it runs
+        await wait_until(pilot, lambda: not feed.queue)
+        await settle(pilot, app)
+        assert store.evicted > 0
+        resident = expected(store, flt)
+        assert app.view.matched is not None
+        assert app.view.matched & {s.seq for s in store.events()} == resident
+        shown = {row.split("#")[1].split()[0] for row in tree_screen(app) if "L3→L2 #" in row}
+        roots = {s.trace_id.split("_")[1] for s in store.events() if s.trace_id.startswith("alt_")}
+        assert shown <= roots  # no row of an evicted tree
+        kept_rows = len(app.view)
+        view_rows = sum(1 for _ in app.view.rows(0, kept_rows))
+        assert kept_rows == view_rows

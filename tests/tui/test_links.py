@@ -166,3 +166,29 @@ def test_kept_stops_when_cancelled() -> None:
     links = Links()
     links.reset(store)
     assert kept(links.snapshot(), {s.seq for s in store.events()}, lambda: True) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    "flt", [Filter.make(statuses=["error", "blocked"]), Filter.make(text="refactor")]
+)
+def test_matches_and_context_kept_batch_by_batch_are_those_of_query_select(
+    seed: int, flt: Filter
+) -> None:
+    """A span that matches is a match even when a child in the same batch (children come
+    first) already kept it as context; every ancestor of a match is context."""
+    rng = random.Random(seed)
+    store = TraceStore(max_events=None if seed % 2 else 90)
+    feed = BatchFeed(store)
+    view = TreeView(store)
+    view.set_filter(flt)
+    for batch in batches(lines(seed), rng):
+        feed.push(batch)
+        view.apply(feed.drain())
+        view.rebuild()
+        resident = {s.seq for s in store.events()}
+        sel = select(store, flt)
+        assert view.matched is not None
+        assert view.matched & resident == sel.matched
+        assert view.context & resident == sel.context
+        assert sum(view._counts.values()) == len(sel.matched | sel.context)

@@ -70,7 +70,7 @@ FREEZE_GROWTH = 100_000
 BACKGROUND_FILTER_MIN = 200_000
 """A filter change over at least this many resident spans is worked out in a background thread
 (over snapshots of the links and the search index), so the UI stays live meanwhile."""
-FILTER_SLICE_S = 0.025
+FILTER_SLICE_S = 0.035
 """Longest slice of a background filter change between two turns of the UI."""
 FILTER_YIELD_S = 0.001
 """How long a background filter change lets the UI run between two slices."""
@@ -657,10 +657,12 @@ class TraceApp(App[None]):
         """Work a filter out in slices between which the UI stays live (see `set_filter`).
 
         Everything the work reads is taken here, at once: a copy of the view's links, the search
-        index's texts (immutable strings), and lists of spans whose facet fields never change
-        after ingest. The store itself is not read until the result is installed, so ticks may
-        ingest into it between two slices. (Slices on the app's own loop rather than a thread:
-        a thread holding the GIL would make every turn of the UI wait for it.)
+        index's texts (immutable strings), and the spans to test (facet fields never change after
+        ingest). Ticks may ingest between two slices; what they add is left to the install. The
+        resident spans are read lazily, slice by slice, from a store without retention (it only
+        ever appends), and copied here from one with retention (eviction shifts it). (Slices on
+        the app's own loop rather than a thread: a thread holding the GIL would make every turn
+        of the UI wait for it.)
         """
         self._catch_up()
         view = self.view
@@ -671,15 +673,17 @@ class TraceApp(App[None]):
         flt = wanted.filter
         links = view.links.snapshot()
         texts: list[str] | None = None
-        spans: list[Span] = []
+        spans: Iterable[Span] = ()
         tail: list[Span] = []
+        store = self.store
+        resident = store.events() if store.max_events is None else list(store.events())
         if flt.text and not flt.regex and indexable(flt.text):
             texts = self.search_index.snapshot()
             tail = self._spans_from(self.search_index.next_seq)
             if not msgspec.structs.replace(flt, text="").empty:
-                spans = list(self.store.events())
+                spans = resident
         else:
-            spans = list(self.store.events())
+            spans = resident
         self._update_status()
         self._refresh_facets()
         self.run_worker(
@@ -695,7 +699,7 @@ class TraceApp(App[None]):
         wanted: Wanted,
         links: Snapshot,
         texts: list[str] | None,
-        spans: list[Span],
+        spans: Iterable[Span],
         tail: list[Span],
     ) -> None:
         flt = wanted.filter
@@ -711,13 +715,14 @@ class TraceApp(App[None]):
                 deadline = time.perf_counter() + FILTER_SLICE_S
             return generation != self._filter_generation
 
-        def parts(items: list[Any]) -> Iterator[list[Any]]:
-            return (items[i : i + FILTER_PART] for i in range(0, len(items), FILTER_PART))
+        def parts(items: Iterable[Any]) -> Iterator[list[Any]]:
+            it = iter(items)
+            return iter(lambda: list(itertools.islice(it, FILTER_PART)), [])
 
         if texts is not None:
             allowed: set[int] | None = None
             rest = msgspec.structs.replace(flt, text="")
-            if spans:
+            if not rest.empty:
                 allowed = set()
                 for part in parts(spans):
                     allowed |= matching_seqs(rest, part)

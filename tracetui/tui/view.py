@@ -498,22 +498,24 @@ class TreeView:
             i = seq - base
             if i < 0 or i >= len(marks):
                 continue
-            gained = 0
             was = marks[i]
-            if not was and pred(span):
-                marks[i] = was = MATCH
-                gained = 1
             if was == MATCH:
-                gained += self._add_context_above(span)
+                continue
+            if pred(span):
+                marks[i] = MATCH
+                if was:  # a child in this batch kept it as context: counted, ancestors kept
+                    continue
+                gained = 1 + self._add_context_above(span)
             elif not was and any(
                 marks[k.seq - base] for k in children(span) if base <= k.seq < seen
             ):
                 marks[i] = CONTEXT
-                gained += 1 + self._add_context_above(span)
-            if gained:
-                k = tops.get(seq)
-                if k is not None:
-                    counts[k] = counts.get(k, 0) + gained
+                gained = 1 + self._add_context_above(span)
+            else:
+                continue
+            k = tops.get(seq)
+            if k is not None:
+                counts[k] = counts.get(k, 0) + gained
 
     def _update_tops(self, adopted: list[Span], touched: dict[NodeKey, TopEntry]) -> None:
         """Patch the visible top list in place for a batch (the live common case).
