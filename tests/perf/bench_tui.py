@@ -145,6 +145,9 @@ async def measure(path: Path, events: int) -> dict[str, float]:
             ):
                 rounds.append(await change_filter(app, name, flt, render))
                 await pilot.pause()
+        for name in ("filter error", "filter text", "filter clear"):
+            each = ", ".join(f"{r[name + ' ms']:.0f}" for r in rounds if name + " ms" in r)
+            print(f"  {events:,} events, {name} ms per round: {each}", flush=True)
         for key in dict.fromkeys(k for r in rounds for k in r):
             values = [r[key] for r in rounds if key in r]
             if key.endswith(" ms") and "stall" not in key and "key" not in key:

@@ -322,9 +322,9 @@ class Links:
         for span in fresh:
             pid = span.parent_id
             if pid is not None and not (span.flags & CYCLE and is_cut(span)):
-                p = by_id.get(pid)
-                if p is not None and p.seq < end:
-                    parent[span.seq - base] = p.seq
+                up = by_id.get(pid)
+                if up is not None and up.seq < end:
+                    parent[span.seq - base] = up.seq
             if waiting:
                 tid = span.trace_id
                 if tid in waiting and by_id.get(tid) is span:
@@ -349,7 +349,11 @@ class Links:
                     top = get(j + base)
                     h = j + base
                     pid = top.parent_id if top is not None else None
-                    if pid is not None and not (top.flags & CYCLE and is_cut(top)):  # type: ignore[union-attr]
+                    if (
+                        top is not None
+                        and pid is not None
+                        and not (top.flags & CYCLE and is_cut(top))
+                    ):
                         known = waiting.get(pid)
                         if known is None:
                             waiting[pid] = h

@@ -11,10 +11,15 @@ batch and computed in one pass when the filter changes. A tree whose row count i
 it. So an ingest batch costs work in proportion to the batch, and a filter change in proportion to
 what it keeps, never to every row of the forest.
 
+Which tree a span belongs to and who its parent is come from the view's own `Links` (arrays
+indexed by seq, see `links`), and what a filter keeps is a bytearray of marks indexed the same
+way (match, context, hidden): a filter change over a million spans walks arrays, not dicts and
+sets, and can be worked out from a snapshot of the links in a background pass (`Kept`).
+
 The view lags the store by design while the monitor is paused: it shows the forest as of the last
-batch it was given (`apply`). Spans beyond that watermark are left out of blocks, counts and
-parent lookups, so rows built late still match the counts taken earlier. Nothing here imports
-Textual, so it is tested and benchmarked on its own.
+batch it was given (`apply`). Spans beyond that watermark are left out of the links, blocks and
+counts, so rows built late still match the counts taken earlier. Nothing here imports Textual, so
+it is tested and benchmarked on its own.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class TreeView:
         default_open: whether nodes are expanded unless toggled.
         toggled: nodes whose expansion differs from `default_open`.
         findings: the checker, when contracts are loaded.
+        links: parent links and tree membership as of the watermark.
     """
 
     def __init__(self, store: TraceStore, findings: Findings | None = None) -> None:
