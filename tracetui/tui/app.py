@@ -60,6 +60,11 @@ TICK_HZ = 15
 DRAIN_MAX = 4_000
 """Most spans ingested per tick. A backlog bigger than that (a big file opened) is loaded by
 ticks in quick succession, with a turn of the UI between two, so the UI stays responsive."""
+DRAIN_MIN = 500
+TICK_TARGET_S = 0.03
+"""While a backlog loads, each tick takes about this long: the number of spans drained per
+tick (between DRAIN_MIN and DRAIN_MAX) follows how long the last one took (contract checks
+make a span dearer)."""
 LOAD_YIELD_S = 0.002
 """How long the UI runs between two ticks of a backlog being loaded."""
 INTERACTIVE_YIELD_S = 0.03
@@ -200,6 +205,8 @@ class TraceApp(App[None]):
         """Snapshots not written yet (their names are taken)."""
         self._rate: deque[tuple[float, int]] = deque()
         self._loading = False
+        self._drain = DRAIN_MAX
+        """Spans drained per tick (see TICK_TARGET_S)."""
         self._last_input = 0.0
         self._mean_line: float | None = None
         self._finished = False
@@ -289,10 +296,12 @@ class TraceApp(App[None]):
     def tick(self) -> None:
         """Drain the feed, run the checker, and update the view from everything that arrived."""
         now = time.monotonic()
+        started = time.perf_counter()
         change: Change | None = None
+        drain = self._drain
         if self.feed is not None and not self._holding:
-            change = self.feed.drain(max_spans=DRAIN_MAX)
-            self._loading = len(change.new) >= DRAIN_MAX
+            change = self.feed.drain(max_spans=drain)
+            self._loading = len(change.new) >= drain
             if change.new:
                 self._rate.append((now, len(change.new)))
         finding_seqs: set[int] = set()
@@ -324,6 +333,10 @@ class TraceApp(App[None]):
             self._refresh_facets()
         self._update_status()
         self._maybe_freeze()
+        if change is not None and len(change.new) >= drain:  # a full tick: pace the next one
+            took = max(time.perf_counter() - started, 1e-3)
+            floor = min(DRAIN_MIN, DRAIN_MAX)
+            self._drain = max(floor, min(DRAIN_MAX, int(drain * TICK_TARGET_S / took)))
 
     def _refresh_findings(self, seqs: set[int]) -> None:
         self.view.refresh_findings(seqs)
