@@ -4,6 +4,7 @@ the UI answering keys between them and the status line saying it is loading."""
 from __future__ import annotations
 
 import re
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,42 @@ async def test_a_backlog_loads_in_bounded_ticks_and_keys_are_answered_meanwhile(
         assert "LOADING" not in status_line(app)
         assert len(app.view) == 4 * TREES
         assert tree.cursor == 1  # the view stayed where the user put it
+
+
+class SlowChecker:
+    """A contract checker that takes 20 ms per batch, whatever its size."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def observe(self, store: TraceStore, change: Change) -> None:
+        time.sleep(0.02)
+
+    def tick(self, store: TraceStore, now: float) -> None:
+        return None
+
+    def finish(self, store: TraceStore) -> None:
+        return None
+
+    def findings_for(self, seq: int) -> list[Any]:
+        return []
+
+    def all(self) -> list[Any]:
+        return []
+
+
+async def test_ticks_drain_fewer_spans_when_each_costs_more(
+    store: TraceStore, no_user_themes: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(app_module, "DRAIN_MAX", 400)
+    monkeypatch.setattr(app_module, "DRAIN_MIN", 40)
+    monkeypatch.setattr(app_module, "TICK_TARGET_S", 0.01)
+    monkeypatch.setattr(app_module, "LOAD_YIELD_S", 0.001)
+    feed = BacklogFeed(store, tmp_path / "big.jsonl")
+    app = TraceApp(store, feed, checker=SlowChecker())
+    async with app.run_test(size=(100, 30)) as pilot:
+        feed.push([line for n in range(TREES) for line in trace_tree(n, start=1000.0 + n)])
+        await wait_until(pilot, lambda: len(store) >= 1000)
+        assert feed.max_seen is not None and feed.max_seen < 400  # paced down from DRAIN_MAX
+        assert feed.max_seen >= 40
+        await wait_until(pilot, lambda: len(store) == 4 * TREES, timeout=10)
