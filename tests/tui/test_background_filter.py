@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_helpers import BatchFeed, status_line, trace_tree, tree_screen, wait_until
+from test_view_lazy import oracle, shown
+from tui_helpers import BatchFeed, event, status_line, trace_tree, tree_screen, wait_until
 
 import tracetui.tui.app as app_module
 from tracetui.query import Filter
@@ -179,3 +180,40 @@ async def test_a_background_filter_under_retention_counts_only_what_is_resident(
         kept_rows = len(app.view)
         view_rows = sum(1 for _ in app.view.rows(0, kept_rows))
         assert kept_rows == view_rows
+
+
+def parents_first_interleaved(n: int, lag: int) -> list[bytes]:
+    """Roots written before their children, which arrive `lag` roots later (overlapping
+    traces, as many concurrent agents write them); only the children say "needle"."""
+    out = []
+    for k in range(n):
+        out.append(event(f"r{k}", None, op="root", inp=f"job {k}", ts=1000.0 + k))
+        if k >= lag:
+            j = k - lag
+            out.append(event(f"c{j}", f"r{j}", op="step", inp=f"needle {j}", ts=1000.0 + k))
+    return out
+
+
+@pytest.mark.parametrize("tail", [0, 1])
+@pytest.mark.parametrize("lag", [3, 20])
+async def test_a_search_under_retention_keeps_every_resident_match(
+    no_user_themes: Path, sliced: None, lag: int, tail: int
+) -> None:
+    """The search index still holds lines of evicted spans: they must neither count nor send a
+    walk up the links below their start (which once marked the newest spans instead)."""
+    store = TraceStore(max_events=100)
+    feed = BatchFeed(store)
+    app = TraceApp(store, feed)
+    async with app.run_test(size=(100, 40)) as pilot:
+        lines = parents_first_interleaved(400, lag) + [event("tail", None, op="other")] * tail
+        for i in range(0, len(lines), 50):
+            feed.push(lines[i : i + 50])
+            await pilot.pause(0.05)
+        await wait_until(pilot, lambda: not feed.queue)
+        await pilot.pause(0.2)
+        flt = Filter.make(text="needle")
+        app.set_filter(flt)
+        await wait_until(pilot, lambda: not app._filtering)
+        await pilot.pause(0.1)
+        view = app.view
+        assert shown(view) == oracle(store, flt, view.toggled, view.default_open)

@@ -742,10 +742,14 @@ class TraceApp(App[None]):
                     if await turn():
                         return
             findall = search_pattern(flt.text).findall
+            store = self.store
             for text in texts:
                 hits = list(map(int, findall(text)))
                 if allowed is not None:
                     hits = [seq for seq in hits if seq in allowed]
+                elif store.evicted:  # the index keeps lines of evicted spans for a while
+                    get = store.get
+                    hits = [seq for seq in hits if get(seq) is not None]
                 for part in parts(hits):
                     builder.add(part, ordered=True)  # lines are in arrival order
                     if await turn():

@@ -167,7 +167,7 @@ class KeptBuilder:
                 continue  # context of an earlier match, already counted: now it matches
             gained = 1
             p = parent[i]
-            while p >= 0:
+            while p >= base:  # an ancestor below the links' start was evicted: stop there
                 j = p - base
                 if marks[j]:
                     break

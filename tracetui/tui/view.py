@@ -396,7 +396,7 @@ class TreeView:
         parent, base = links.parent, links.base
         added = 0
         p = links.parent_of(span.seq)
-        while p >= 0:  # each step marks one more: even a loop ends
+        while p >= base:  # each step marks one more: even a loop ends; below base was evicted
             j = p - base
             if marks[j]:
                 break
