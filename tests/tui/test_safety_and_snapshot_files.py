@@ -176,3 +176,34 @@ async def test_snapshot_into_a_missing_folder_says_why(
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("s")
         await wait_until(pilot, lambda: "Snapshot failed" in [n.title for n in app._notifications])
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+async def test_a_snapshot_while_paused_holds_what_the_paused_view_shows(
+    store: TraceStore, feed: BatchFeed, no_user_themes: Path, tmp_path: Path, filtered: bool
+) -> None:
+    """Spans that arrived after `space` are not on screen, so not in any file either."""
+    import orjson
+
+    app = TraceApp(store, feed, snapshot_dir=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        feed.push([event("a", None, inp="first"), event("b", None, inp="second")])
+        await wait_until(pilot, lambda: not feed.queue)
+        await pilot.pause(0.2)
+        if filtered:
+            app.set_filter(Filter.make(text="s"))  # "first" and "second"
+            await pilot.pause(0.2)
+        await pilot.press("space")
+        feed.push([event("a1", "a", inp="late child"), event("z", None, inp="new roots")])
+        await wait_until(pilot, lambda: not feed.queue)
+        await pilot.pause(0.2)
+        assert [r.split("]")[1].split(":")[0].strip() for r in tree_screen(app) if r.strip()] == [
+            "transition",
+            "transition",
+        ]
+        paths = app.take_snapshot()
+        await wait_until(pilot, lambda: all(p.exists() for p in paths))
+        ids = [orjson.loads(line)["trace_id"] for line in paths[0].read_bytes().splitlines()]
+        assert ids == ["a", "b"]
+        txt = paths[1].read_text().splitlines()
+        assert len(txt) == 2 and "first" in txt[0] and "second" in txt[1]

@@ -1010,12 +1010,16 @@ class TraceApp(App[None]):
         prefix = snapshot_prefix(self.snapshot_dir, taken=self._snapshot_prefixes)
         svg = self.export_screenshot(title="tracetui")
         shown = self.view.selection()
-        selection = Selection(
-            top=shown.top,
-            matched=None if shown.matched is None else set(shown.matched),
-            context=set(shown.context),
-        )
         spans = list(self.view.visible_spans())
+        matched = None if shown.matched is None else set(shown.matched)
+        context = set(shown.context)
+        if self.view.watermark < self.store.next_seq or self.store.evicted:
+            # Paused (later spans are not on screen) or with retention (some shown spans may be
+            # gone): the tree holds exactly the spans the .jsonl does.
+            keep = {span.seq for span in spans}
+            matched = keep if matched is None else matched & keep
+            context &= keep
+        selection = Selection(top=shown.top, matched=matched, context=context)
         self._snapshot_prefixes.add(prefix)
         self._holding += 1
         self._update_status()

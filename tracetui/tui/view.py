@@ -886,12 +886,19 @@ class TreeView:
         return self._spans_marked(None)
 
     def _spans_marked(self, what: int | None) -> Iterator[Span]:
+        """Resident spans up to the watermark (a paused view has not shown later ones)."""
         marks = self._marks
+        seen = self._seen
         if marks is None:
-            yield from self.store.events()
+            for span in self.store.events():
+                if span.seq >= seen:
+                    return
+                yield span
             return
         base, size = self._marks_base, len(marks)
         for span in self.store.events():
+            if span.seq >= seen:
+                return
             i = span.seq - base
             if 0 <= i < size and marks[i] and (what is None or marks[i] == what):
                 yield span
