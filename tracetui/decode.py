@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from collections.abc import Callable
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -317,26 +319,24 @@ def _fix_ts(span: Span) -> None:
 _INTERNAL_KEY = b'"@tracetui:'
 
 
+def _internal_fields(cls: type[Span]) -> tuple[Callable[[Span], tuple[Any, ...]], tuple[Any, ...]]:
+    """A getter of the fields of `cls` that only tracetui sets (encoded as `@tracetui:*`), and
+    their defaults: derived from the model, so a field added there is checked here too."""
+    fields = [f for f in msgspec.structs.fields(cls) if f.encode_name.startswith("@tracetui:")]
+    getter = attrgetter(*(f.name for f in fields))
+    return getter, tuple(f.default for f in fields)
+
+
+_INTERNAL = {cls: _internal_fields(cls) for cls in (Span, SpanWithoutMeta)}
+
+
 def _forged(span: Span, raw: bytes) -> bool:
     """Whether the typed decoder filled a field that only tracetui sets, from a key that spells an
     internal name with JSON escapes (`"\\u0040tracetui:flags"`), which no byte search catches."""
     if b"\\" not in raw:
         return False
-    return bool(
-        span.flags
-        or span.issues
-        or span.raw_bytes
-        or span.raw_ref != -1
-        or span.seq != -1
-        or span.origin
-        or span.line_no
-        or span.agent is not None
-        or span.run_id is not None
-        or span.labels
-        or span.correlation_id is not None
-        or span.parent_correlation_id is not None
-        or (span.meta is not None and span.__class__ is SpanWithoutMeta)
-    )
+    getter, defaults = _INTERNAL[span.__class__]
+    return getter(span) != defaults
 
 
 def _has_internal_key(data: bytes) -> bool:
