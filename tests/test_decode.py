@@ -390,6 +390,18 @@ def test_internal_field_names_spelled_with_escapes_are_not_interpreted(
         assert (spans[1].operation, spans[1].flags) == ("x\u2192y", 0)
 
 
+@pytest.mark.parametrize("ats_before", [0, 3, 100], ids=["first-at", "few-ats", "many-ats"])
+def test_an_internal_field_name_after_many_at_signs_is_still_caught(ats_before: int) -> None:
+    mails = [b'{"trace_id":"m%d","input_summary":"a@b.c"}' % i for i in range(ats_before)]
+    forged = b'{"@tracetui:flags":1,"trace_id":"t","@tracetui:agent":"evil"}'
+    spans, rejected = LineDecoder().decode([*mails, forged, b'{"trace_id":"z"}'], 1)
+    assert rejected == []
+    span = spans[ats_before]
+    assert (span.trace_id, span.flags, span.agent) == ("t", 0, None)
+    assert span.raw == forged
+    assert [s.trace_id for s in spans[:ats_before]] == [f"m{i}" for i in range(ats_before)]
+
+
 # ---- hostile lines through a real file ---------------------------------------------------------
 
 BIG = b'{"trace_id":"big","input_summary":"' + b"a" * (3 * 1024 * 1024) + b'"}'

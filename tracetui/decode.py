@@ -342,18 +342,18 @@ def _forged(span: Span, raw: bytes) -> bool:
 def _has_internal_key(data: bytes) -> bool:
     """Whether `data` holds `"@tracetui:` (a key spelled like our internal fields).
 
-    A substring search costs ~0.5 ns a byte; most traces have no `@` at all, which one `count`
-    (memchr speed) tells, and the few `@` of a typical batch are checked one by one.
+    A substring search costs ~0.5 ns a byte; most traces have no `@` at all, which one `find`
+    tells at memchr speed (`count` is ten times slower), and the few `@` of a typical batch are
+    checked one by one.
     """
-    ats = data.count(b"@")
-    if ats == 0:
-        return False
-    if ats > 64:
-        return _INTERNAL_KEY in data
     at = data.find(b"@")
+    seen = 0
     while at >= 0:
         if data.startswith(b"tracetui:", at + 1) and data[at - 1 : at] == b'"':
             return True
+        seen += 1
+        if seen > 64:  # many: one substring search from here
+            return data.find(_INTERNAL_KEY, max(at - 1, 0)) >= 0
         at = data.find(b"@", at + 1)
     return False
 

@@ -135,16 +135,17 @@ class TraceStore:
         top = self._top
         adopted = change.adopted.append
         share_id = self._share_id
+        claim = by_id.setdefault
         top_changed = False
         for seq, span in enumerate(new, first):
             span.seq = seq
             tid = span.trace_id
             pid = span.parent_id
-            if tid in by_id or pid == tid:
-                add(span, change)  # a duplicate or its own parent
+            if pid == tid or claim(tid, span) is not span:
+                add(span, change)  # its own parent, or a duplicate (then `by_id` is unchanged)
                 continue
+            # From here on `by_id[tid]` is this span.
             if pid is None:  # a root, inlined
-                by_id[tid] = span
                 slot = top_pos.pop(tid, None)
                 if slot is None:
                     top_pos[seq] = len(top)
@@ -163,7 +164,6 @@ class TraceStore:
                     continue
                 # Inlined: a waited-for span lands while its own parent is still missing.
                 del top_pos[tid]
-                by_id[tid] = span
                 share_id(span)
                 adopted(span)
                 siblings = children.get(pid)
@@ -181,7 +181,6 @@ class TraceStore:
                 top_changed = True
                 continue
             # The common case, inlined: a new id that nobody waits for, with a parent id.
-            by_id[tid] = span
             parent = by_id.get(pid)
             if parent is not None:
                 span.parent_id = pid = parent.trace_id
@@ -217,7 +216,7 @@ class TraceStore:
         pid = span.parent_id
         by_id = self.by_id
         first = by_id.get(tid)
-        if first is None:
+        if first is None or first is span:  # (`ingest` may have claimed the id already)
             by_id[tid] = span
             slot = self._top_pos.pop(tid, None)
             if slot is not None:
