@@ -23,11 +23,12 @@ def main() -> None:
 def entry() -> None:
     """The console script and `python -m tracetui`: `main`, then a quick exit after one-shot
     commands (see `common.skip_teardown`)."""
+    from tracetui.cli import common
+
+    common.kept_stores = []
     try:
         main()
     except SystemExit as exc:
-        from tracetui.cli import common
-
         if not common.skip_teardown:
             raise
         code = exc.code
