@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracetui.decode import LineDecoder
-from tracetui.model import DUPLICATE, SCHEMA
+from tracetui.framing import LineFramer
+from tracetui.model import DUPLICATE, SCHEMA, Rejected, Span
 
 # ---- timestamps --------------------------------------------------------------------------------
 
@@ -400,6 +401,41 @@ def test_an_internal_field_name_after_many_at_signs_is_still_caught(ats_before: 
     assert (span.trace_id, span.flags, span.agent) == ("t", 0, None)
     assert span.raw == forged
     assert [s.trace_id for s in spans[:ats_before]] == [f"m{i}" for i in range(ats_before)]
+
+
+REGION_CASES = {
+    "plain": b'{"trace_id":"r1"}',
+    "internal-key": b'{"trace_id":"r2","@tracetui:flags":1}',
+    "escaped-internal-key": b'{"trace_id":"r3","\\u0040tracetui:agent":"evil"}',
+    "non-ascii": '{"trace_id":"r4","operation":"é→ü"}'.encode(),
+    "invalid-utf8": b'{"trace_id":"r5","operation":"\xff"}',
+    "not-an-object": b"[1,2]",
+}
+
+
+@pytest.mark.parametrize("where", ["head", "region"])
+@pytest.mark.parametrize("case", list(REGION_CASES))
+def test_lines_read_from_the_chunk_decode_as_joined_lines_do(case: str, where: str) -> None:
+    """Whole lines handed over as they stand in the chunk (`Frame.rest`) decode exactly as the
+    same lines joined, whatever a line holds and wherever it sits in the batch."""
+    odd = REGION_CASES[case]
+    lines = [b'{"trace_id":"a","parent_id":null}', b'{"trace_id":"b","parent_id":"a"}'] * 3
+    lines.insert(0 if where == "head" else 3, odd)
+    framer = LineFramer()
+    framer.feed(lines[0][:5])
+    frame = framer.feed(lines[0][5:] + b"\n" + b"\n".join(lines[1:]) + b"\n")
+    assert frame.lines == lines and frame.rest is not None
+
+    def seen(result: tuple[list[Span], list[Rejected]]) -> list[tuple[object, ...]]:
+        spans, rejected = result
+        return [(s.trace_id, s.flags, s.issues, s.agent, s.operation, s.raw) for s in spans] + [
+            (r.line_no, r.reason) for r in rejected
+        ]
+
+    with_rest = seen(LineDecoder().decode(frame.lines, 1, 0, frame.rest))
+    assert with_rest == seen(LineDecoder().decode(frame.lines, 1, 0))
+    assert len(with_rest) == len(lines)
+    assert all(seen[1:4] == (0, (), None) for seen in with_rest if len(seen) > 2)  # none forged
 
 
 # ---- hostile lines through a real file ---------------------------------------------------------

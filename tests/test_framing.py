@@ -16,6 +16,9 @@ def frame_all(chunks: list[bytes], line_cap: int = 1 << 20) -> tuple[list[bytes]
     for chunk in [*chunks, None]:
         frame = framer.feed(chunk) if chunk is not None else framer.finish()
         assert frame.first_line_no == len(lines) + 1
+        if frame.rest is not None:  # a decoder may read lines[1:] straight from the chunk
+            data, start, end = frame.rest
+            assert data[start:end] == b"\n".join(frame.lines[1:])
         lines.extend(frame.lines)
         issues.extend((i.kind, i.line_no, i.size) for i in frame.issues)
     return lines, issues
@@ -61,6 +64,17 @@ def test_nul_run_after_truncation_is_skipped_once_and_reported_once() -> None:
     lines, issues = frame_all([b"\0" * 5000, b"\0" * 3000 + b'{"a":1}\n{"b":2}\n'])
     assert lines == [b'{"a":1}', b'{"b":2}']
     assert issues == [("nul", 1, 8000)]
+
+
+def test_whole_lines_of_a_chunk_are_handed_over_as_they_stand() -> None:
+    framer = LineFramer()
+    framer.feed(b'{"a"')
+    chunk = b':1}\n{"b":2}\n{"c":3}\n{"d"'
+    frame = framer.feed(chunk)
+    assert frame.lines == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    assert frame.rest is not None and frame.rest[0] is chunk
+    assert chunk[frame.rest[1] : frame.rest[2]] == b'{"b":2}\n{"c":3}'
+    assert framer.feed(b'\r\n{"e":5}\r\n{"f":6}\n').rest is None  # CRs were removed
 
 
 def test_numbering_can_start_mid_stream() -> None:

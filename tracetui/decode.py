@@ -339,31 +339,33 @@ def _forged(span: Span, raw: bytes) -> bool:
     return getter(span) != defaults
 
 
-def _has_internal_key(data: bytes) -> bool:
-    """Whether `data` holds `"@tracetui:` (a key spelled like our internal fields).
+def _has_internal_key(data: bytes, start: int = 0, end: int | None = None) -> bool:
+    """Whether `data[start:end]` holds `"@tracetui:` (a key spelled like our internal fields).
 
     A substring search costs ~0.5 ns a byte; most traces have no `@` at all, which one `find`
     tells at memchr speed (`count` is ten times slower), and the few `@` of a typical batch are
     checked one by one.
     """
-    at = data.find(b"@")
+    if end is None:
+        end = len(data)
+    at = data.find(b"@", start, end)
     seen = 0
     while at >= 0:
-        if data.startswith(b"tracetui:", at + 1) and data[at - 1 : at] == b'"':
-            return True
+        if data.startswith(b"tracetui:", at + 1, end) and at > start and data[at - 1] == 34:
+            return True  # (34 is `"`)
         seen += 1
         if seen > 64:  # many: one substring search from here
-            return data.find(_INTERNAL_KEY, max(at - 1, 0)) >= 0
-        at = data.find(b"@", at + 1)
+            return data.find(_INTERNAL_KEY, max(at - 1, start), end) >= 0
+        at = data.find(b"@", at + 1, end)
     return False
 
 
-def _valid_utf8(data: bytes) -> bool:
+def _valid_utf8(data: bytes, start: int = 0, end: int | None = None) -> bool:
     """JSON text is UTF-8; msgspec does not check strings it skips, so check the whole line."""
     if data.isascii():
         return True
     try:
-        data.decode("utf-8")
+        str(memoryview(data)[start:end], "utf-8")
     except UnicodeDecodeError:
         return False
     return True
@@ -401,22 +403,22 @@ class LineDecoder:
         self._any = msgspec.json.Decoder()
 
     def decode(
-        self, lines: list[bytes], first_line_no: int, origin: int = 0
+        self,
+        lines: list[bytes],
+        first_line_no: int,
+        origin: int = 0,
+        rest: tuple[bytes, int, int] | None = None,
     ) -> tuple[list[Span], list[Rejected]]:
-        """Decode a batch; blank entries are skipped (they keep line numbering positional)."""
+        """Decode a batch; blank entries are skipped (they keep line numbering positional).
+
+        `rest`: `lines[1:]` as they stand in a buffer (see `Frame.rest`), which spares joining
+        them for the batch decode.
+        """
         if len(lines) > 1 and all(lines):
-            joined = b"\n".join(lines)
-            if not _has_internal_key(joined) and _valid_utf8(joined):
-                try:
-                    fast = self._typed.decode_lines(joined)
-                except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-                    pass
-                else:
-                    if len(fast) == len(lines) and not (
-                        b"\\" in joined and any(map(_forged, fast, lines))
-                    ):
-                        _finish_batch(fast, lines, origin, first_line_no)
-                        return fast, []
+            fast = self._whole_batch(lines, rest)
+            if fast is not None:
+                _finish_batch(fast, lines, origin, first_line_no)
+                return fast, []
         spans: list[Span] = []
         rejected: list[Rejected] = []
         line_no = first_line_no - 1
@@ -430,6 +432,36 @@ class LineDecoder:
             else:
                 spans.append(result)
         return spans, rejected
+
+    def _whole_batch(
+        self, lines: list[bytes], rest: tuple[bytes, int, int] | None
+    ) -> list[Span] | None:
+        """Every line decoded by one typed call, or None when a line needs a closer look."""
+        head = b""
+        if rest is None:
+            data = b"\n".join(lines)
+            start, end = 0, len(data)
+        else:
+            head = lines[0]
+            data, start, end = rest
+        if _has_internal_key(head) or _has_internal_key(data, start, end):
+            return None
+        if not (_valid_utf8(head) and _valid_utf8(data, start, end)):
+            return None
+        try:
+            if rest is None:
+                fast = self._typed.decode_lines(data)
+            else:
+                fast = self._typed.decode_lines(memoryview(data)[start:end])
+                fast.insert(0, self._typed.decode(head))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return None
+        if len(fast) != len(lines):
+            return None
+        escaped = b"\\" in head or data.find(b"\\", start, end) >= 0
+        if escaped and any(map(_forged, fast, lines)):
+            return None
+        return fast
 
     def _one(self, raw: bytes, origin: int, line_no: int) -> Span | Rejected:
         """Decode one line: typed, else lenient, else rejected."""

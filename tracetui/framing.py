@@ -52,6 +52,10 @@ class Frame(msgspec.Struct, gc=False):
     first_line_no: int
     lines: list[bytes]
     issues: list[FrameIssue]
+    rest: tuple[bytes, int, int] | None = None
+    """`(data, start, end)` when `data[start:end]` is exactly `b"\\n".join(lines[1:])` (no CR or
+    NUL bytes removed, no line skipped), so a decoder can read those lines without joining them
+    again. None otherwise."""
 
 
 class LineFramer:
@@ -108,14 +112,18 @@ class LineFramer:
         lines = [self._end_line(issues)]
         tail = middle.pop()
         del middle[0]
+        rest = None
         if middle:
             size = len(chunk) - nl - 1 - len(tail)
-            self._whole_lines(middle, size, b"\0" in chunk, b"\r" in chunk, issues)
+            nul, cr, before = b"\0" in chunk, b"\r" in chunk, len(issues)
+            self._whole_lines(middle, size, nul, cr, issues)
             lines += middle
+            if not (nul or cr or len(issues) > before):
+                rest = (chunk, nl + 1, nl + size)  # (without the last line's newline)
         self._extend(tail)
         if len(issues) > 1:
             issues.sort(key=lambda i: (i.line_no, i.kind != "nul"))
-        return Frame(first, lines, issues)
+        return Frame(first, lines, issues, rest)
 
     def _whole_lines(
         self, lines: list[bytes], size: int, nul: bool, cr: bool, issues: list[FrameIssue]

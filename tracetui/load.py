@@ -65,7 +65,9 @@ class StreamLoader:
         self._ingest(self.framer.finish())
 
     def _ingest(self, frame: Frame) -> None:
-        spans, rejected = self.decoder.decode(frame.lines, frame.first_line_no, self.origin)
+        spans, rejected = self.decoder.decode(
+            frame.lines, frame.first_line_no, self.origin, frame.rest
+        )
         for issue in frame.issues:
             if issue.kind == "oversize":
                 rejected.append(issue.as_rejected(self.origin))

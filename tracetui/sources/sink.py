@@ -65,7 +65,7 @@ class LineSink:
             self._ship(Frame(self.framer.next_line_no, [], []), 0)
 
     def _ship(self, frame: Frame, size: int) -> None:
-        spans, rejected = self.decoder.decode(frame.lines, frame.first_line_no, 0)
+        spans, rejected = self.decoder.decode(frame.lines, frame.first_line_no, 0, frame.rest)
         notices = self._notices
         for issue in frame.issues:
             if issue.kind == "oversize":
