@@ -17,6 +17,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -102,6 +103,9 @@ def main() -> None:
             f"ratio tracetui/jq (best of each): wall {ours[0] / base[0]:.2f}  "
             f"cpu {ours[1] / base[1]:.2f}  (target ≤ 0.50)"
         )
+        mid_ours = statistics.median(r[0] for r in ours_runs)
+        mid_jq = statistics.median(r[0] for r in jq_runs)
+        print(f"ratio tracetui/jq (median of each, wall): {mid_ours / mid_jq:.2f}")
     else:
         print("jq not installed: no baseline (apt-get install jq)")
 
