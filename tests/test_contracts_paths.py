@@ -228,6 +228,28 @@ def test_trace_id_screen_finds_each_bad_id_in_a_large_batch() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("bad_id", "layer", "rule"),
+    [
+        ("alt-bad", "altitude", "schema.trace_id_shape"),
+        ("foc_1705180800_0011", "altitude", "schema.trace_id_layer"),
+        ("alt_1705180800_xyz", "altitude", "schema.trace_id_shape"),
+        ("alt_1705180800_00ff\nalt_1705180800_00fe", "altitude", "schema.trace_id_shape"),
+        ("ALT_1705180800_00ff", "altitude", "schema.trace_id_layer"),
+        ("alt_1705180800_00ff", "mystery", None),  # an unknown layer: any prefix will do
+    ],
+    ids=["dash", "other-layer", "not-hex", "newline", "upper-case", "unknown-layer"],
+)
+def test_one_bad_id_among_good_ones_is_found(bad_id: str, layer: str, rule: str | None) -> None:
+    f = Feed(["dopejar"])
+    events = [ev(f"alt_1705180800_{i:04x}", None) for i in range(200)]
+    events[120]["trace_id"] = bad_id
+    events[120]["hrm_layer"] = layer
+    f.batch(*events)
+    got = {(x.rule, x.trace_id) for x in f.findings() if x.rule.startswith("schema.trace_id")}
+    assert got == ({(rule, bad_id)} if rule else set())
+
+
 # ---- the strict decode: a batch with nothing to look at, and one with a needle in it -----------
 
 

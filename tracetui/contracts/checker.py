@@ -33,7 +33,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, compress, repeat
-from operator import attrgetter, call, is_
+from operator import attrgetter, call, is_, itemgetter
 from typing import Any, Final
 
 import msgspec
@@ -68,6 +68,7 @@ _REST_BATCHES: Final = 8
 """Batches a kind of line goes straight to being judged after most of its lines were refused
 (a trace that breaks a rule on most lines would otherwise be decoded twice, line by line)."""
 _get_trace_id: Final = attrgetter("trace_id")
+_get_layer: Final = attrgetter("layer")
 _get_input: Final = attrgetter("input_summary")
 _get_output: Final = attrgetter("output_summary")
 _get_operation: Final = attrgetter("operation")
@@ -102,6 +103,11 @@ _GOOD_IDS: Final = re.compile(
     + r")_\d+_[0-9a-fA-F]+\n)*"
 )
 """Matches as far as a batch's `layer|id` lines are well shaped (to the end in the usual case)."""
+_SHAPED_IDS: Final = re.compile(r"(?:[A-Za-z]++_[0-9]++_[0-9a-fA-F]++\n)*+")
+"""Matches to the end when every line of a batch's ids is shaped `{letters}_{digits}_{hex}`."""
+_ID_PREFIX: Final = {layer: f"{short}_" for layer, short in LAYER_SHORT.items()}
+_FIRST_4: Final = itemgetter(slice(0, 4))
+assert {len(p) for p in _ID_PREFIX.values()} == {4}
 
 
 def _good_id(span: Span) -> bool:
@@ -884,7 +890,7 @@ class Checker:
             probes = list(map(probes.__getitem__, failed))
             rules = list(map(self._batch_rules.__getitem__, failed))
         metas = list(map(_get_metadata, probes)) if self._need_probe else []
-        schema_suspects, agentless, ids = self._field_screen(new)
+        schema_suspects, agentless = self._field_screen(new)
         for span in schema_suspects:
             self._schema_fields(span, out(span))
         layout = self._layout
@@ -903,27 +909,24 @@ class Checker:
         for span in agentless:
             self._agent_context(span, found)
         if self._check_shape:
-            for span in self._bad_ids(new, ids):
+            for span in self._bad_ids(new):
                 self._id_shape(span, out(span))
         return {seq: lst for seq, lst in found.items() if lst}
 
-    def _field_screen(self, new: list[Span]) -> tuple[list[Span], list[Span], str]:
-        """One pass over the spans' own fields: those that may break the schema, those with an
-        incomplete agent identity (for the agent context shape), and the batch's `layer|id`
-        lines for `_bad_ids`. One pass, because each look at a span is a trip to memory."""
+    def _field_screen(self, new: list[Span]) -> tuple[list[Span], list[Span]]:
+        """One pass over the spans' own fields: those that may break the schema, and those with
+        an incomplete agent identity (for the agent context shape)."""
         schema = self._schema
         suspects: list[Span] = []
         agentless: list[Span] = []
-        if schema is None and not self._agent_shape and not self._check_shape:
-            return suspects, agentless, ""
+        if schema is None and not self._agent_shape:
+            return suspects, agentless
         if schema is not None and not self._plain_fields:
             suspects = list(new)  # other required fields: look at each
         plain = schema is not None and self._plain_fields
         layers = schema.layers if schema is not None else frozenset()
         statuses = schema.statuses if schema is not None else frozenset()
         agent_shape = self._agent_shape
-        lines: list[str] = []
-        line = lines.append
         for span in new:
             layer = span.layer
             if plain and (
@@ -937,8 +940,7 @@ class Checker:
                 suspects.append(span)
             if agent_shape and (span.agent is None or span.run_id is None):
                 agentless.append(span)
-            line(f"{layer}|{span.trace_id}")
-        return suspects, agentless, "\n".join(lines) + "\n"
+        return suspects, agentless
 
     def _summary_suspects(self, new: list[Span], probes: list[Any]) -> list[Span]:
         """Spans with a summary longer than the limit (screened by the longest of the batch)."""
@@ -998,9 +1000,25 @@ class Checker:
         maybe = layout.maybe_noticed
         return [span for span, v in zip(new, values, strict=True) if v != clean and maybe(v)]
 
-    def _bad_ids(self, new: list[Span], joined: str) -> list[Span]:
-        """Spans whose id is not `{short layer}_{digits}_{hex}` (one regex over the batch's
-        `layer|id` lines, see `_field_screen`)."""
+    def _bad_ids(self, new: list[Span]) -> list[Span]:
+        """Spans whose id is not `{short layer}_{digits}_{hex}`.
+
+        The usual batch, where every id is well shaped, is told by one possessive regex over the
+        ids and one comparison of their first four characters with their layers' `alt_` …; the
+        others are found by `_bad_ids_among`.
+        """
+        ids = list(map(_get_trace_id, new))
+        joined = "\n".join(ids) + "\n"
+        if (
+            joined.count("\n") == len(new)
+            and _SHAPED_IDS.match(joined).end() == len(joined)  # type: ignore[union-attr]
+            and list(map(_FIRST_4, ids)) == list(map(_ID_PREFIX.get, map(_get_layer, new)))
+        ):
+            return []
+        return self._bad_ids_among(new, "\n".join([f"{s.layer}|{s.trace_id}" for s in new]) + "\n")
+
+    def _bad_ids_among(self, new: list[Span], joined: str) -> list[Span]:
+        """`_bad_ids` the long way: one regex over the batch's `layer|id` lines."""
         if joined.count("\n") != len(new):  # an id holding a newline: go one by one
             return [s for s in new if not _good_id(s)]
         pos = _GOOD_IDS.match(joined).end()  # type: ignore[union-attr]  # `*` always matches
