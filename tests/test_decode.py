@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,9 @@ from hypothesis import strategies as st
 
 from tracetui.decode import LineDecoder
 from tracetui.framing import LineFramer
+from tracetui.load import StreamLoader
 from tracetui.model import DUPLICATE, SCHEMA, Rejected, Span
+from tracetui.store import TraceStore
 
 # ---- timestamps --------------------------------------------------------------------------------
 
@@ -436,6 +439,91 @@ def test_lines_read_from_the_chunk_decode_as_joined_lines_do(case: str, where: s
     assert with_rest == seen(LineDecoder().decode(frame.lines, 1, 0))
     assert len(with_rest) == len(lines)
     assert all(seen[1:4] == (0, (), None) for seen in with_rest if len(seen) > 2)  # none forged
+
+
+MISPAIRED = {
+    # A line with two objects and a line with none add up to as many values as lines.
+    "two-values-and-a-blank": (
+        b'{"trace_id":"a"}\n{"trace_id":"b"} {"trace_id":"c"}\n   \n{"trace_id":"d"}\n',
+        [2],
+    ),
+    # An object broken over two lines, the second also holding a whole object.
+    "split-object": (
+        b'{"trace_id":"a"}\n{"trace_id":"p",\n"q":1} {"trace_id":"r"}\n{"trace_id":"d"}\n',
+        [2, 3],
+    ),
+    # The same, with escaped internal keys on the continuation line.
+    "split-forged": (
+        b'{"trace_id":"a"}\n{"trace_id":"p",\n"\\u0040tracetui:agent":"evil",'
+        b'"\\u0040tracetui:flags":2} {"trace_id":"r"}\n{"trace_id":"d"}\n',
+        [2, 3],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISPAIRED))
+@pytest.mark.parametrize("cut", [0, 10], ids=["whole-file", "cut-in-first-line"])
+def test_lines_that_hold_two_values_or_half_of_one_are_reported_not_mispaired(
+    tmp_path: Path, case: str, cut: int
+) -> None:
+    """A batch decode reads values across newlines: each span must still come from its own line,
+    and the lines that are not one JSON object each are reported with their numbers."""
+    data, bad = MISPAIRED[case]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(data)
+    store = TraceStore()
+    loader = StreamLoader(store, str(path))
+    if cut:
+        loader.feed(data[:cut])
+    loader.feed(data[cut:])
+    loader.finish()
+    spans = list(store.events())
+    assert [(s.trace_id, s.line_no, s.raw) for s in spans] == [
+        ("a", 1, b'{"trace_id":"a"}'),
+        ("d", 4, b'{"trace_id":"d"}'),
+    ]
+    assert all(s.agent is None and s.flags == 0 for s in spans)
+    assert [r.line_no for r in store.rejected] == bad
+    assert all(r.reason.startswith("not valid JSON (") for r in store.rejected)
+    if case == "two-values-and-a-blank":
+        assert store.rejected[0].reason == (
+            "not valid JSON (more text after the first value: one object per line)"
+        )
+
+
+LINE_PIECES = st.sampled_from(
+    [
+        b'{"trace_id":"x1"}',
+        b'{"trace_id":"x2","parent_id":"x1","status":"ERROR"}',
+        b'{"trace_id":"x3"} {"trace_id":"x4"}',
+        b'{"trace_id":"x5",',
+        b'"q":1}',
+        b'"q":1} {"trace_id":"x6"}',
+        b"   ",
+        b'{"trace_id":"x7","\\u0040tracetui:flags":1}',
+        b'{"trace_id":"x8","metadata":{"agent":{"name":"n"}}}',
+        b"[1]",
+        b'{"trace_id":"\xff"}',
+        b' {"trace_id":"x9"} ',
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE_PIECES, min_size=2, max_size=12))
+def test_a_batch_decodes_exactly_as_its_lines_one_by_one(lines: list[bytes]) -> None:
+    def seen(spans: list[Span], rejected: list[Rejected]) -> list[tuple[object, ...]]:
+        return sorted(
+            [(s.line_no, s.trace_id, s.raw, s.flags, s.agent, s.issues) for s in spans]
+            + [(r.line_no, r.reason) for r in rejected],
+            key=lambda t: t[0],  # type: ignore[arg-type, return-value]
+        )
+
+    decoder = LineDecoder()
+    one_by_one: list[tuple[object, ...]] = []
+    for i, line in enumerate(lines, 1):
+        one_by_one += seen(*decoder.decode([line], i))
+    assert seen(*decoder.decode(lines, 1)) == one_by_one
 
 
 # ---- hostile lines through a real file ---------------------------------------------------------
