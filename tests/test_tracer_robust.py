@@ -388,7 +388,9 @@ def test_socket_restarted_mid_run_in_subprocess_never_blocks(tmp_path: Path) -> 
     received = before + listener.lines
     spans, rejected = decode(b"\n".join(received))
     assert rejected == 0
-    assert emitted > 100 and len(spans) == written and written > 0
+    # Lines the emitter had handed to the first listener's socket but that listener had not read
+    # when it went away are lost with it (the emitter counted them written): none are invented.
+    assert emitted > 100 and 0 < len(spans) <= written
     assert written + dropped + pending == emitted
     names = [s.fields()["input_summary"] for s in spans]
     assert names == sorted(names, key=lambda n: int(n[1:]))
