@@ -69,6 +69,7 @@ _REST_BATCHES: Final = 8
 (a trace that breaks a rule on most lines would otherwise be decoded twice, line by line)."""
 _get_trace_id: Final = attrgetter("trace_id")
 _get_layer: Final = attrgetter("layer")
+_get_flags: Final = attrgetter("flags")
 _get_input: Final = attrgetter("input_summary")
 _get_output: Final = attrgetter("output_summary")
 _get_operation: Final = attrgetter("operation")
@@ -597,7 +598,7 @@ class Checker:
                 lst = owned[("local", seq)] = found[seq]
                 for f in lst:
                     add(f, delta)
-        if self._structure:
+        if self._structure and any(map(_get_flags, new)):  # (no flag at all: the usual batch)
             flagged = [s for s in new if s.flags & (DUPLICATE | CYCLE)]
             if flagged:
                 self._flags(store, flagged, delta)
