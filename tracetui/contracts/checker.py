@@ -30,7 +30,7 @@ import contextlib
 import fnmatch
 import functools
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, compress, repeat
 from operator import attrgetter, call, is_, itemgetter
@@ -474,14 +474,10 @@ class Checker:
         layout = self._layout
         any_required = self._any_required
         bag = self._baggage
-        groups: dict[tuple[int, bool], list[int]] = {}
+        groups: defaultdict[tuple[int, bool], list[int]] = defaultdict(list)
         roots = map(is_, map(_get_parent_id, new), repeat(None))
         for i, key in enumerate(zip(map(id, rules), roots, strict=True)):
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [i]
-            else:
-                group.append(i)
+            groups[key].append(i)
         failed: list[int] = []
         resting = self._resting
         for (_, root), idx in groups.items():
@@ -498,7 +494,7 @@ class Checker:
             )
             lines = list(map(raws.__getitem__, idx))
             buf = memoryview(b"\n".join(lines))
-            ends = list(accumulate(map(len, lines)))
+            ends: list[int] = []  # where each line ends in `buf` (worked out at a refusal)
             # Decode from `a` to the end; msgspec names the line it refuses: that one is judged,
             # and the screen goes on after it (what it took is not kept, so nothing is redone).
             a = 0
@@ -526,6 +522,8 @@ class Checker:
                 refused += 1
                 failed.append(idx[a + at])
                 a += at + 1
+                if not ends:
+                    ends = list(accumulate(map(len, lines)))
         failed.sort()
         batch: list[Any] = [None] * n
         self._batch_strict = False
