@@ -487,7 +487,7 @@ def test_lines_that_hold_two_values_or_half_of_one_are_reported_not_mispaired(
     assert all(r.reason.startswith("not valid JSON (") for r in store.rejected)
     if case == "two-values-and-a-blank":
         assert store.rejected[0].reason == (
-            "not valid JSON (more text after the first value: one object per line)"
+            "not valid JSON (a second value at byte 18: one object per line)"
         )
 
 
@@ -505,6 +505,10 @@ LINE_PIECES = st.sampled_from(
         b"[1]",
         b'{"trace_id":"\xff"}',
         b' {"trace_id":"x9"} ',
+        b'{"trace_id":"y1","m":',  # a line that is right at one end only ...
+        b'{"k":1}} {"trace_id":"y2"}',
+        b'{"trace_id":"y3"} {"trace_id":"y4","m":{}',
+        b"}",
     ]
 )
 
@@ -524,6 +528,24 @@ def test_a_batch_decodes_exactly_as_its_lines_one_by_one(lines: list[bytes]) -> 
     for i, line in enumerate(lines, 1):
         one_by_one += seen(*decoder.decode([line], i))
     assert seen(*decoder.decode(lines, 1)) == one_by_one
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"trace_id":"b"} {"trace_id":"c"}', "a second value at byte 18: one object per line"),
+        (b'{"a":1}[2]', "a second value at byte 8: one object per line"),
+        (b'{"trace_id":"p",', "the line ends inside a value"),
+        (b'"abc', "the line ends inside a value"),
+        (b"404 Not Found", "JSON is malformed: trailing characters (byte 5)"),
+        (b'{"trace_id":"a"},', "JSON is malformed: trailing characters (byte 17)"),
+        (b"no", "Input data was truncated"),
+    ],
+)
+def test_a_line_that_is_not_one_value_says_what_is_wrong_with_it(line: bytes, reason: str) -> None:
+    spans, rejected = LineDecoder().decode([line], 7)
+    assert spans == []
+    assert [(r.line_no, r.reason) for r in rejected] == [(7, f"not valid JSON ({reason})")]
 
 
 # ---- hostile lines through a real file ---------------------------------------------------------

@@ -83,6 +83,10 @@ TYPED = [
     b'{"trace_id":"a8","operation":"caf\xc3\xa9"}',
     b'{"trace_id":"b2"}\r',
     b'{"trace_id":"b4","input_summary":"mail@example.com"}',
+    b'{"trace_id":"c1","m":',  # right at one end only ...
+    b'{"k":1}} {"trace_id":"c2"}',
+    b'{"trace_id":"c3"} {"trace_id":"c4","m":{}',
+    b"}",
 ]
 """Lines a batch decode of several lines may take whole (each decodes with the typed decoder)."""
 HOSTILE = [
@@ -106,6 +110,8 @@ def _seen(store: TraceStore) -> list[tuple[object, ...]]:
 
 @settings(max_examples=150, deadline=None)
 @example(lines=[TYPED[0]] * 3, hostile=[(2, HOSTILE[1])], cuts=[], bom=False)  # a key like ours
+@example(lines=[TYPED[0], *TYPED[-4:-2], TYPED[0]], hostile=[], cuts=[], bom=False)  # `{` … `,`
+@example(lines=[TYPED[0], *TYPED[-2:], TYPED[0]], hostile=[], cuts=[], bom=False)  # … `}` alone
 @example(lines=[TYPED[0], TYPED[2], TYPED[5], TYPED[0]], hostile=[], cuts=[], bom=False)  # cancel
 @given(
     lines=st.lists(st.sampled_from(TYPED), min_size=1, max_size=60),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -316,6 +317,8 @@ def _fix_ts(span: Span) -> None:
         span.issues += (f"timestamp: cannot read {ts!r} as ISO 8601 or epoch seconds",)
 
 
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+"""How msgspec says where the text after a line's first value starts (1-based)."""
 _INTERNAL_KEY = b'"@tracetui:'
 
 
@@ -461,6 +464,8 @@ class LineDecoder:
         else:
             head = lines[0]
             data, start, end = rest
+        if not _one_object_each(lines):
+            return None
         if _has_internal_key(head) or _has_internal_key(data, start, end):
             return None
         if not (_valid_utf8(head) and _valid_utf8(data, start, end)):
@@ -473,7 +478,7 @@ class LineDecoder:
                 fast.insert(0, self._typed.decode(head))
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
-        if len(fast) != len(lines) or not _one_object_each(lines):
+        if len(fast) != len(lines):  # (with one object a line, equal counts pair them right)
             return None
         escaped = b"\\" in head or data.find(b"\\", start, end) >= 0
         if escaped and any(map(_forged, fast, lines)):
@@ -503,9 +508,12 @@ class LineDecoder:
             reason = "not valid UTF-8"
         elif "recursion" in msg.lower() or "depth" in msg.lower():
             reason = "JSON nested too deeply"
-        elif "trailing characters" in msg:
-            reason = "not valid JSON (more text after the first value: one object per line)"
-        elif "truncated" in msg:
+        elif (m := _TRAILING.search(msg)) and raw[int(m.group(1)) - 1 : int(m.group(1))] in (
+            b"{",
+            b"[",
+        ):
+            reason = f"not valid JSON (a second value at byte {m.group(1)}: one object per line)"
+        elif "truncated" in msg and raw.lstrip()[:1] in (b"{", b"[", b'"'):
             reason = "not valid JSON (the line ends inside a value)"
         else:
             reason = f"not valid JSON ({msg})"
