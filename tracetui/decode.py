@@ -504,15 +504,14 @@ class LineDecoder:
 
     def _reject(self, raw: bytes, origin: int, line_no: int, exc: Exception) -> Rejected:
         msg = str(exc)
+        trailing = _TRAILING.search(msg)
+        after = int(trailing.group(1)) if trailing else 0  # 1-based, 0: no trailing text
         if "utf-8" in msg.lower():
             reason = "not valid UTF-8"
         elif "recursion" in msg.lower() or "depth" in msg.lower():
             reason = "JSON nested too deeply"
-        elif (m := _TRAILING.search(msg)) and raw[int(m.group(1)) - 1 : int(m.group(1))] in (
-            b"{",
-            b"[",
-        ):
-            reason = f"not valid JSON (a second value at byte {m.group(1)}: one object per line)"
+        elif after and raw[after - 1 : after] in (b"{", b"["):
+            reason = f"not valid JSON (a second value at byte {after}: one object per line)"
         elif "truncated" in msg and raw.lstrip()[:1] in (b"{", b"[", b'"'):
             reason = "not valid JSON (the line ends inside a value)"
         else:

@@ -22,14 +22,14 @@ def main() -> None:
 
 def entry() -> None:
     """The console script and `python -m tracetui`: `main`, then a quick exit after one-shot
-    commands (see `common.skip_teardown`)."""
+    commands (see `common.kept_stores`)."""
     from tracetui.cli import common
 
     common.kept_stores = []
     try:
         main()
     except SystemExit as exc:
-        if not common.skip_teardown:
+        if not common.kept_stores:  # no store was loaded: a normal exit
             raise
         code = exc.code
         if code is not None and not isinstance(code, int):

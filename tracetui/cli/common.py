@@ -143,13 +143,10 @@ class BadLineReport:
             click.echo(f"tracetui: {self.count:,} bad {noun} skipped", err=True)
 
 
-skip_teardown = False
-"""Set by one-shot commands that built a big store: `entry` then exits without freeing it
-object by object (a third of a second for a million events), once all output is flushed."""
-
 kept_stores: list[TraceStore] | None = None
-"""Set to a list by `entry` (the console script): stores loaded by one-shot commands are kept
-there, so that they outlive the command's function and `entry` exits without freeing them."""
+"""Set to a list by `entry` (the console script): one-shot commands keep the stores they load
+there, so that they outlive the command's function; `entry` then exits without freeing them
+object by object (a third of a second for a million events), once all output is flushed."""
 
 SPOOL_ABOVE = 1 << 30
 """Inputs larger than this (1 GiB in all), or stdin, have their lines spooled to a temp file."""
@@ -175,8 +172,6 @@ def load_or_fail(
 
     `identity=False` skips agent identity (for output that neither filters nor shows it).
     """
-    global skip_teardown
-    skip_teardown = True
     store = TraceStore(max_events=max_events, spool=_worth_spooling(paths))
     if kept_stores is not None:
         kept_stores.append(store)

@@ -199,27 +199,17 @@ class FileFollower(threading.Thread):
         self._reason = ""
 
     def _start_offset(self, fd: int, size: int) -> int:
-        """Where `--from-end` (after the last complete line) or `--last N` starts reading."""
-        want = 0 if self.last is None else self.last
-        if want:
-            return _start_of_last_lines(fd, size, want)
+        """Where `--last N` starts reading, or `--from-end`: after the last newline (a partial
+        last line is read whole)."""
+        if self.last:
+            return _start_of_last_lines(fd, size, self.last)
         pos = size
-        tail = os.pread(fd, 1, size - 1)
-        need = want + (1 if tail == b"\n" else 0)
-        if need == 0:
-            need = 1  # from the end, but a partial last line is read whole
-        found = 0
         while pos > 0:
             block_start = max(0, pos - (1 << 16))
             block = os.pread(fd, pos - block_start, block_start)
-            idx = len(block)
-            while True:
-                idx = block.rfind(b"\n", 0, idx)
-                if idx < 0:
-                    break
-                found += 1
-                if found == need:
-                    return block_start + idx + 1
+            idx = block.rfind(b"\n")
+            if idx >= 0:
+                return block_start + idx + 1
             pos = block_start
         return 0
 
