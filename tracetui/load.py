@@ -13,17 +13,22 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from tracetui.decode import LineDecoder
 from tracetui.framing import Frame, LineFramer
 from tracetui.model import Rejected
-from tracetui.store import Notice, TraceStore
+from tracetui.store import Change, Notice, TraceStore
+
+if TYPE_CHECKING:
+    from tracetui.contracts.remote import ScreenProcess
 
 CHUNK = 4 << 20
 
 RejectHook = Callable[[str, Rejected], None]
 """Called with (origin name, rejected line) as bad lines are found."""
+ChangeHook = Callable[[Change], None]
+"""Called with what each ingest batch changed, right after it (e.g. to run a checker)."""
 
 
 @contextlib.contextmanager
@@ -48,23 +53,43 @@ class StreamLoader:
         origin: str,
         on_reject: RejectHook | None = None,
         identity: bool = True,
+        screen: ScreenProcess | None = None,
+        on_change: ChangeHook | None = None,
     ) -> None:
         self.store = store
+        self.on_change = on_change
         self.origin_name = origin
         self.origin = store.origin(origin)
         self.framer = LineFramer()
         self.decoder = LineDecoder(identity)
         self.on_reject = on_reject
+        self.screen = screen if screen is not None and screen.working else None
+        self._sid = self.screen.open(self.origin) if self.screen is not None else -1
+        self._frames = 0
 
-    def feed(self, chunk: bytes) -> None:
+    def ship(self, chunk: bytes) -> None:
+        """Hand bytes to the screen process ahead of `feed(chunk, shipped=True)` (a read-ahead
+        thread does, so that the helper works ahead of this thread)."""
+        if self.screen is not None:
+            self.screen.feed(self._sid, chunk)
+
+    def feed(self, chunk: bytes, shipped: bool = False) -> None:
         """Add bytes; complete lines are decoded and ingested."""
+        if not shipped:
+            self.ship(chunk)
         self._ingest(self.framer.feed(chunk))
 
     def finish(self) -> None:
         """End of stream: an unfinished last line counts."""
+        if self.screen is not None:
+            self.screen.finish(self._sid)
         self._ingest(self.framer.finish())
+        if self.screen is not None:
+            self.screen.close_stream(self._sid)
 
     def _ingest(self, frame: Frame) -> None:
+        k = self._frames  # the screen process numbers frames the same way
+        self._frames += 1
         spans, rejected = self.decoder.decode(
             frame.lines, frame.first_line_no, self.origin, frame.rest
         )
@@ -79,7 +104,11 @@ class StreamLoader:
                 for rej in rejected:
                     self.on_reject(self.origin_name, rej)
         if spans or rejected:
-            self.store.ingest(spans, rejected)
+            if self.screen is not None and spans:
+                self.screen.expect([(self._sid, k, 0, len(spans), len(spans))])
+            change = self.store.ingest(spans, rejected)
+            if self.on_change is not None:
+                self.on_change(change)
 
 
 def load_stream(
@@ -88,19 +117,27 @@ def load_stream(
     origin: str,
     on_reject: RejectHook | None = None,
     identity: bool = True,
+    screen: ScreenProcess | None = None,
+    on_change: ChangeHook | None = None,
 ) -> None:
-    """Read a stream to its end into the store."""
-    loader = StreamLoader(store, origin, on_reject, identity)
-    for chunk in read_ahead(stream):
-        loader.feed(chunk)
+    """Read a stream to its end into the store (`screen`, `on_change`: see `load_paths`)."""
+    loader = StreamLoader(store, origin, on_reject, identity, screen, on_change)
+    for chunk in read_ahead(stream, tee=loader.ship):
+        loader.feed(chunk, shipped=True)
     loader.finish()
 
 
-def read_ahead(stream: BinaryIO, size: int = CHUNK, depth: int = 2) -> Iterator[bytes]:
+def read_ahead(
+    stream: BinaryIO,
+    size: int = CHUNK,
+    depth: int = 2,
+    tee: Callable[[bytes], None] | None = None,
+) -> Iterator[bytes]:
     """The stream's chunks, read by a helper thread up to `depth` chunks ahead.
 
     A read releases the GIL, so reading the next chunk overlaps decoding this one. A read error
-    is raised here, in the caller's thread, after the chunks read before it.
+    is raised here, in the caller's thread, after the chunks read before it. `tee` is called
+    with each chunk on the reading thread, as soon as it is read.
     """
     ahead: queue.Queue[bytes | BaseException] = queue.Queue(depth)
     stop = threading.Event()
@@ -109,6 +146,8 @@ def read_ahead(stream: BinaryIO, size: int = CHUNK, depth: int = 2) -> Iterator[
         try:
             while not stop.is_set():
                 chunk = stream.read(size)
+                if tee is not None and chunk:
+                    tee(chunk)
                 ahead.put(chunk)
                 if not chunk:
                     return
@@ -136,10 +175,15 @@ def load_paths(
     paths: list[str],
     on_reject: RejectHook | None = None,
     identity: bool = True,
+    screen: ScreenProcess | None = None,
+    on_change: ChangeHook | None = None,
 ) -> None:
     """Load files (`-` = stdin) into the store, with GC paused.
 
     `identity=False` skips agent identity and correlation ids (see `LineDecoder`).
+    `on_change` is called after each ingest batch. With a `screen` (see
+    `Checker.start_screen`), the bytes read are also shipped to its helper process, which
+    judges the local rules while this process ingests.
 
     Raises:
         OSError: when a file cannot be opened or read.
@@ -147,7 +191,8 @@ def load_paths(
     with gc_paused():
         for path in paths:
             if path == "-":
-                load_stream(store, sys.stdin.buffer, "stdin", on_reject, identity)
+                stream: BinaryIO = sys.stdin.buffer
+                load_stream(store, stream, "stdin", on_reject, identity, screen, on_change)
                 continue
             with open(path, "rb") as fh:
-                load_stream(store, fh, path, on_reject, identity)
+                load_stream(store, fh, path, on_reject, identity, screen, on_change)

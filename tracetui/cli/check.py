@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import click
 import msgspec
 
-from tracetui.cli.common import BadLineReport, load_or_fail, write_out
+from tracetui.cli.common import BadLineReport, load_and_check, write_out
 from tracetui.contracts import RANK, Checker, ContractError, ContractSet, Finding, load_contracts
-from tracetui.contracts.checker import check_all
 from tracetui.formatting import console_line
 from tracetui.model import Span
 from tracetui.sanitize import sanitize
@@ -69,8 +68,7 @@ def check(files: tuple[str, ...], contracts: tuple[str, ...], fmt: str, fail_on:
     """
     contract_set = contracts_or_exit(contracts, "check")
     report = BadLineReport()
-    store = load_or_fail(files, report, None)
-    checker = check_all(store, contract_set)
+    store, checker = load_and_check(files, report, contract_set)
     if fmt == "json":
         write_out(json_lines(store, checker))
     elif fmt == "junit":

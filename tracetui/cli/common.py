@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +16,9 @@ from tracetui.load import load_paths
 from tracetui.model import Rejected
 from tracetui.query import Filter
 from tracetui.store import TraceStore
+
+if TYPE_CHECKING:
+    from tracetui.contracts import Checker, ContractSet
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -180,6 +183,25 @@ def load_or_fail(
     except OSError as exc:
         raise UnreadableFile(f"cannot read {exc.filename or '?'}: {exc.strerror or exc}") from None
     return store
+
+
+def load_and_check(
+    paths: tuple[str, ...],
+    report: BadLineReport,
+    contracts: ContractSet,
+    max_events: int | None = None,
+) -> tuple[TraceStore, Checker]:
+    """`load_or_fail`, with the spans judged against the contracts (see `load_checked`)."""
+    from tracetui.contracts.bulk import load_checked
+
+    store = TraceStore(max_events=max_events, spool=_worth_spooling(paths))
+    if kept_stores is not None:
+        kept_stores.append(store)
+    try:
+        checker = load_checked(store, list(paths), contracts, report)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {exc.filename or '?'}: {exc.strerror or exc}") from None
+    return store, checker
 
 
 def common_load_options(func: F) -> F:

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import click
 
 from tracetui.cli.check import contract_option, contracts_or_exit
-from tracetui.cli.common import BadLineReport, load_or_fail, write_out
-from tracetui.contracts.checker import check_all
+from tracetui.cli.common import BadLineReport, load_and_check, write_out
 from tracetui.contracts.diff import DEFAULT_IGNORES, TraceDiff, compare
 from tracetui.contracts.findings import Finding
 from tracetui.formatting import console_line
@@ -40,10 +39,8 @@ def diff(golden: str, new: str, ignores: tuple[str, ...], contracts: tuple[str, 
         raise click.BadParameter("only one of GOLDEN and NEW can be stdin", param_hint="NEW")
     contract_set = contracts_or_exit(contracts, "diff")
     report = BadLineReport()
-    g_store = load_or_fail((golden,), report, None)
-    n_store = load_or_fail((new,), report, None)
-    g_check = check_all(g_store, contract_set)
-    n_check = check_all(n_store, contract_set)
+    g_store, g_check = load_and_check((golden,), report, contract_set)
+    n_store, n_check = load_and_check((new,), report, contract_set)
     result = compare(g_store, n_store, ignores, g_check.all(), n_check.all())
     write_out(render(result, g_store, n_store))
     report.summary()

@@ -161,6 +161,26 @@ for _option in _options(stash=False):
     monitor.params.append(_option)
 
 
+def _big_file(specs: list[str]) -> bool:
+    """Whether a file among the sources is big enough that its first read is worth a screen
+    process beside the checker (see `tracetui.contracts.remote`)."""
+    from tracetui.contracts.remote import SCREEN_ABOVE
+    from tracetui.sources.spec import SourceError, parse_source
+
+    for text in specs:
+        try:
+            spec = parse_source(text)
+        except SourceError:
+            continue
+        if spec.kind == "file" and spec.path:
+            try:
+                if os.path.getsize(spec.path) >= SCREEN_ABOVE:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def load_checker(contracts: list[str], no_contracts: bool) -> Any:
     """The contract checker for the options, or None; bad contract files are usage errors."""
     if no_contracts:
@@ -221,10 +241,13 @@ def run_monitor(
         raise click.BadParameter(f"{snapshot_dir}: no such directory", param_hint="--snapshot-dir")
     store = TraceStore(max_events=max_events)
     stdin_fd = _free_stdin_for_keys() if "-" in specs else None
+    screen = checker.start_screen() if checker is not None and _big_file(specs) else None
     try:
-        feed = LiveIngest(specs, store, follow=True, poll=poll, stdin=stdin_fd)
+        feed = LiveIngest(specs, store, follow=True, poll=poll, stdin=stdin_fd, screen=screen)
         feed.start()
     except SourceError as exc:
+        if screen is not None:
+            checker.stop_screen()
         raise click.UsageError(exc.message) from None
     from tracetui.tui.app import TraceApp
 
@@ -241,3 +264,5 @@ def run_monitor(
         app.run()
     finally:
         feed.stop()
+        if checker is not None:
+            checker.stop_screen()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,7 @@ from tracetui.contracts.catalog import RULES
 from tracetui.contracts.findings import Finding, FindingDelta
 from tracetui.contracts.loader import ContractSet
 from tracetui.contracts.probe import UNSET, Getter, ProbeLayout, lookup, value_of
+from tracetui.contracts.remote import ScreenProcess
 from tracetui.contracts.spec import Requirement, SpanSpec
 from tracetui.model import CYCLE, DUPLICATE, LAYER_SHORT, SCHEMA, Span, normalize_layer
 from tracetui.store import Change, TraceStore
@@ -68,6 +70,8 @@ _REST_BATCHES: Final = 8
 """Batches a kind of line goes straight to being judged after most of its lines were refused
 (a trace that breaks a rule on most lines would otherwise be decoded twice, line by line)."""
 _get_trace_id: Final = attrgetter("trace_id")
+_get_agent: Final = attrgetter("agent")
+_get_run_id: Final = attrgetter("run_id")
 _get_layer: Final = attrgetter("layer")
 _get_flags: Final = attrgetter("flags")
 _get_input: Final = attrgetter("input_summary")
@@ -75,6 +79,7 @@ _get_output: Final = attrgetter("output_summary")
 _get_operation: Final = attrgetter("operation")
 _get_required: Final = attrgetter("required")
 _get_present: Final = attrgetter("present")
+
 
 Key = tuple[str, int | str]
 """Who owns a group of findings: (`local`|`flag`|`rel`, seq) or (`trace`, top-level key)."""
@@ -170,6 +175,7 @@ class Checker:
         self._resting: dict[tuple[tuple[str, ...], bool], int] = {}
         """Kinds of line (required keys, root) not screened for that many more batches."""
         self._batch_first = 0
+        self._batch_flagged: bool | None = None
         self._cache: dict[int, Any] = {}
         self._ops_cache: dict[tuple[str | None, str | None], _OpRules] = {}
         self._ops_by_name: dict[str, _OpRules] = {}
@@ -190,6 +196,8 @@ class Checker:
         self._bag_cache: dict[bytes, tuple[dict[str, Any], bool]] = {}
         self._bag_seen: dict[int, tuple[dict[str, Any], bool] | None] = {}
         self._bag_flags: dict[bytes, bool] = {}
+        self.screen: ScreenProcess | None = None
+        """A helper process judging the local rules of loaded batches (see `start_screen`)."""
         self._compile()
 
     # ---- setup ---------------------------------------------------------------------------------
@@ -342,6 +350,7 @@ class Checker:
         self._batch_strict = False
         self._batch_rules = []
         self._failed = []
+        self._batch_flagged = None
         self._cache.clear()
         self._bag_seen.clear()
 
@@ -573,13 +582,31 @@ class Checker:
     # ---- the batch -----------------------------------------------------------------------------
 
     def _observe(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
-        self._observe_local(store, change.new, delta)
+        new = change.new
+        screened = self.screen.collect(new) if self.screen is not None else None
+        if screened is None:
+            found, marks = self.local_pass(new)
+        else:  # the screen process judged the batch's lines; identity is judged here
+            mine = self.local_pass(new, lines=False)[0]
+            redone = self._redone(new) if self._flagged(new) else ()
+            found = merge_local(mine, screened[0], {span.seq for span in redone})
+            marks = screened[1]
+        self._record_local(store, new, found, delta)
         if self._relational:
-            self._observe_relations(store, change, delta)
+            self._observe_relations(store, change, delta, marks)
 
-    def _observe_local(self, store: TraceStore, new: list[Span], delta: FindingDelta) -> None:
-        """Local rules and duplicate/cycle flags for a batch (its probes stay for the batch)."""
+    def local_pass(
+        self, new: list[Span], fields: bool = True, lines: bool = True
+    ) -> tuple[dict[int, list[Finding]], list[int]]:
+        """The local rules of a batch on their own: findings by seq, and the positions in the
+        batch of spans whose own baggage holds a denied or unlisted key (their parent decides
+        whether that is a leak). The batch's probes stay until `_end_batch`.
+
+        `fields` and `lines`: the two parts of the local rules (see `_local_batch`).
+        """
         self._batch_first = new[0].seq
+        if not lines:
+            return self._local_batch(new, fields, lines), []
         if self._need_probe:
             raws = list(map(_get_raw_bytes, new))
             if not all(raws):  # spooled already: read back
@@ -588,7 +615,51 @@ class Checker:
                 self._decode_chunked(new, raws)
             else:
                 self._batch, self._batch_strict = self._layout.decode_batch(raws)
-        found = self._local_batch(new)
+        found = self._local_batch(new, fields, lines)
+        marks: list[int] = []
+        if self._bag_attr:
+            if not self._chunked:
+                marks = list(compress(range(len(new)), self._bag_suspects(self._batch)))
+            elif self._failed:  # the others' baggage was refused if suspect
+                batch = self._batch
+                flags = self._bag_suspects(list(map(batch.__getitem__, self._failed)))
+                marks = list(compress(self._failed, flags))
+        return found, marks
+
+    def start_screen(self) -> ScreenProcess | None:
+        """Start a helper process for the local rules (when the rules allow it, and
+        `TRACETUI_SCREEN` is not `0`; see `contracts.remote`); hand it to the loader. Stop it
+        with `stop_screen`."""
+        if self.screen is None and self._chunked and os.environ.get("TRACETUI_SCREEN") != "0":
+            self.screen = ScreenProcess(self.contracts)
+        return self.screen
+
+    def stop_screen(self) -> None:
+        """Stop the helper process, if any; later batches are judged in this process."""
+        if self.screen is not None:
+            self.screen.close()
+            self.screen = None
+
+    def judge_lines(self, new: list[Span]) -> tuple[dict[int, list[Finding]], list[int]]:
+        """`local_pass` of the rules that read the lines again, for a batch that goes no
+        further (the helper process's side: its spans need no agent identity)."""
+        try:
+            return self.local_pass(new, fields=False)
+        finally:
+            self._end_batch()
+
+    def _observe_local(self, store: TraceStore, new: list[Span], delta: FindingDelta) -> None:
+        """Local rules and duplicate/cycle flags for a batch (its probes stay for the batch)."""
+        self._record_local(store, new, self.local_pass(new)[0], delta)
+
+    def _record_local(
+        self,
+        store: TraceStore,
+        new: list[Span],
+        found: dict[int, list[Finding]],
+        delta: FindingDelta,
+    ) -> None:
+        """Record a batch's local findings, then its duplicate and cycle findings."""
         if found:
             owned = self._owned
             add = self._add
@@ -596,12 +667,14 @@ class Checker:
                 lst = owned[("local", seq)] = found[seq]
                 for f in lst:
                     add(f, delta)
-        if self._structure and any(map(_get_flags, new)):  # (no flag at all: the usual batch)
+        if self._structure and self._flagged(new):  # (no flag at all: the usual batch)
             flagged = [s for s in new if s.flags & (DUPLICATE | CYCLE)]
             if flagged:
                 self._flags(store, flagged, delta)
 
-    def _observe_relations(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
+    def _observe_relations(
+        self, store: TraceStore, change: Change, delta: FindingDelta, marks: list[int]
+    ) -> None:
         """Relational rules for spans whose parent chain this batch completed.
 
         Each new span is resolved once, after its parent (the batch is walked from its end: an
@@ -633,14 +706,10 @@ class Checker:
         general = self._general_relations
         structure = self._structure
         correlation = self._correlation
+        inline = not (general or dead)
         bag_flags = [False] * n
-        if self._bag_attr and not self._chunked:
-            bag_flags = self._bag_suspects(self._batch)
-        elif self._bag_attr and self._failed:  # the others' baggage was refused if suspect
-            batch = self._batch
-            flags = self._bag_suspects(list(map(batch.__getitem__, self._failed)))
-            for i, flag in zip(self._failed, flags, strict=True):
-                bag_flags[i] = flag
+        for j in marks:
+            bag_flags[j] = True
         for i in range(n - 1, -1, -1):
             if state[i] is not None:
                 continue
@@ -657,6 +726,27 @@ class Checker:
                 known = state[j]
                 if known is None:  # the parent comes earlier in the batch and is unresolved
                     chain, parent, top = self._resolve_up(store, node, state, first, memo)
+                elif (
+                    known.__class__ is int and inline and not (waiting and node.trace_id in waiting)
+                ):
+                    # The usual span (its parent came after it, in this batch, and is complete),
+                    # screened inline: the loop below does the same for a chain of one.
+                    state[i] = known
+                    if bag_flags[i] or (
+                        correlation
+                        and node.correlation_id is not None
+                        and (pc := parent.correlation_id) is not None
+                        and node.parent_correlation_id != pc
+                    ):
+                        judge(node, parent, delta)
+                    elif structure:
+                        try:
+                            early = node.ts < parent.ts - _EPSILON  # type: ignore[operator]
+                        except TypeError:
+                            early = False
+                        if early:
+                            judge(node, parent, delta)
+                    continue
                 else:
                     top = known
             elif parent.seq in pending:
@@ -863,15 +953,23 @@ class Checker:
 
     # ---- local rules ---------------------------------------------------------------------------
 
-    def _local_batch(self, new: list[Span]) -> dict[int, list[Finding]]:
+    def _local_batch(
+        self, new: list[Span], fields: bool = True, lines: bool = True
+    ) -> dict[int, list[Finding]]:
         """Local rules for a batch, one rule family at a time.
 
         Each family first screens the whole batch with column-wise C-level operations (`map`
         over attribute getters, set inclusion, `count`): on a clean batch that is all it costs.
         The exact check then runs only on the spans the screen let through, so each span's
         findings come out in the same order whatever the screens let through.
+
+        A helper process can judge a batch on spans decoded without agent identity (see
+        `contracts.remote`): it runs with `lines` only (everything but the agent context
+        shape), and this process with `fields` only (the agent context shape, and the schema
+        fields of the spans in `_redone`); `merge_local` puts the two back in this order.
         """
         found: dict[int, list[Finding]] = {}
+        new_lines = new if lines else []
 
         def out(span: Span) -> list[Finding]:
             lst = found.get(span.seq)
@@ -880,16 +978,19 @@ class Checker:
             return lst
 
         probes = self._batch
-        looked = new  # the spans whose probes the rules below look at
+        looked = new_lines  # the spans whose probes the rules below look at
         rules: list[_OpRules] | None = None
         strict = self._batch_strict
-        if self._chunked:  # only the lines of refused chunks
+        if self._chunked and lines:  # only the lines of refused chunks
             failed = self._failed
             looked = list(map(new.__getitem__, failed))
             probes = list(map(probes.__getitem__, failed))
             rules = list(map(self._batch_rules.__getitem__, failed))
-        metas = list(map(_get_metadata, probes)) if self._need_probe else []
-        schema_suspects, agentless = self._field_screen(new)
+        metas = list(map(_get_metadata, probes)) if self._need_probe and looked else []
+        if lines:
+            schema_suspects, agentless = self._field_screen(new, agent_part=fields)
+        else:
+            schema_suspects, agentless = self._redone(new), self._agentless(new)
         for span in schema_suspects:
             self._schema_fields(span, out(span))
         layout = self._layout
@@ -900,32 +1001,34 @@ class Checker:
             for span, rule in self._required_suspects(looked, metas, rules):
                 self._required_data(span, rule, out(span))
         if self._spans:
-            for span in new:
+            for span in new_lines:
                 self._span_contracts(span, found)
         if looked and self._dep_noticed and not (strict and layout.strict_notices):
             for span in self._deprecated_suspects(looked, metas):
                 self._deprecated_fields(span, found)
         for span in agentless:
             self._agent_context(span, found)
-        if self._check_shape:
+        if self._check_shape and lines:
             for span in self._bad_ids(new):
                 self._id_shape(span, out(span))
         return {seq: lst for seq, lst in found.items() if lst}
 
-    def _field_screen(self, new: list[Span]) -> tuple[list[Span], list[Span]]:
+    def _field_screen(
+        self, new: list[Span], agent_part: bool = True
+    ) -> tuple[list[Span], list[Span]]:
         """One pass over the spans' own fields: those that may break the schema, and those with
-        an incomplete agent identity (for the agent context shape)."""
+        an incomplete agent identity (for the agent context shape, with `agent_part`)."""
         schema = self._schema
         suspects: list[Span] = []
         agentless: list[Span] = []
-        if schema is None and not self._agent_shape:
+        agent_shape = self._agent_shape and agent_part
+        if schema is None and not agent_shape:
             return suspects, agentless
         if schema is not None and not self._plain_fields:
             suspects = list(new)  # other required fields: look at each
         plain = schema is not None and self._plain_fields
         layers = schema.layers if schema is not None else frozenset()
         statuses = schema.statuses if schema is not None else frozenset()
-        agent_shape = self._agent_shape
         for span in new:
             layer = span.layer
             if plain and (
@@ -940,6 +1043,27 @@ class Checker:
             if agent_shape and (span.agent is None or span.run_id is None):
                 agentless.append(span)
         return suspects, agentless
+
+    def _redone(self, new: list[Span]) -> list[Span]:
+        """Spans whose schema rules this process judges even though a helper judged the lines:
+        those its decoder had to work around (`SCHEMA`). The helper decodes without agent
+        identity, so it may not see what is wrong with their metadata; on every other span its
+        decoder reads the same fields, and its schema findings stand."""
+        if self._schema is None or not self._flagged(new):
+            return []
+        return [span for span in new if span.flags & SCHEMA]
+
+    def _flagged(self, new: list[Span]) -> bool:
+        """Whether any span of the batch has a flag (worked out once per batch)."""
+        if self._batch_flagged is None:
+            self._batch_flagged = any(map(_get_flags, new))
+        return self._batch_flagged
+
+    def _agentless(self, new: list[Span]) -> list[Span]:
+        """Spans with an incomplete agent identity (screened column-wise)."""
+        if not self._agent_shape or (all(map(_get_agent, new)) and all(map(_get_run_id, new))):
+            return []
+        return [span for span in new if span.agent is None or span.run_id is None]
 
     def _summary_suspects(self, new: list[Span], probes: list[Any]) -> list[Span]:
         """Spans with a summary longer than the limit (screened by the longest of the batch)."""
@@ -1605,6 +1729,36 @@ class Checker:
                     else:
                         acc |= mine
         return out
+
+
+_FAMILY_RANK: Final = {
+    "schema.summary_too_long": 1,
+    "data.missing_key": 2,
+    "span.missing_attribute": 3,
+    "span.unknown_event": 3,
+    "propagation.deprecated_field": 4,
+    "propagation.agent_context_shape": 5,
+    "schema.trace_id_shape": 6,
+    "schema.trace_id_layer": 6,
+}
+"""Where each local family comes in `_local_batch` (the other schema rules come first)."""
+
+
+def _family_rank(finding: Finding) -> int:
+    return _FAMILY_RANK.get(finding.rule, 0)
+
+
+def merge_local(
+    fields: dict[int, list[Finding]], lines: dict[int, list[Finding]], redone: set[int]
+) -> dict[int, list[Finding]]:
+    """The two parts of `_local_batch` (by seq) as one, each span's findings in its order;
+    `lines`' schema findings about the `redone` spans are replaced by `fields`' own."""
+    for seq, more in lines.items():
+        if seq in redone:
+            more = [f for f in more if _family_rank(f)]
+        had = fields.get(seq)
+        fields[seq] = sorted(had + more, key=_family_rank) if had else more
+    return {seq: lst for seq, lst in fields.items() if lst}
 
 
 def check_all(store: TraceStore, contracts: ContractSet, chunk: int = 8192) -> Checker:

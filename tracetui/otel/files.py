@@ -60,6 +60,7 @@ class OtlpAwareSink(LineSink):
         if not any(len(line) > DEFAULT_LINE_CAP or looks_like_otlp_json(line) for line in lines):
             super()._ship(frame, size)
             return
+        self.unscreen()  # a screen process reads tracetui lines only
         spans: list[Span] = []
         rejected: list[Rejected] = []
         notices = self._notices

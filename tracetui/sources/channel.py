@@ -30,6 +30,10 @@ class Batch(msgspec.Struct, gc=False):
         rejected: lines that could not be decoded (and oversize lines).
         notices: (line number, text) of things worth reporting (rotation, NUL run …).
         size: bytes of line data, for the channel's budget.
+        screened: (screen stream, frame number) when the spans are one frame also shipped to
+            a screen process (see `contracts.remote`), else None.
+        offset: how many of that frame's spans earlier batches took (`drain` splits batches).
+        frame_spans: the spans of the whole frame.
     """
 
     origin: str
@@ -37,6 +41,9 @@ class Batch(msgspec.Struct, gc=False):
     rejected: list[Rejected]
     notices: list[tuple[int, str]]
     size: int
+    screened: tuple[int, int] | None = None
+    offset: int = 0
+    frame_spans: int = 0
 
 
 class Channel:

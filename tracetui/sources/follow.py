@@ -22,12 +22,16 @@ import os
 import stat
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from tracetui.sources.channel import Channel, Status
 from tracetui.sources.sink import LineSink
 from tracetui.sources.spec import SourceSpec
 from tracetui.sources.stream import pump
 from tracetui.sources.watch import DirWatcher, polling_forced
+
+if TYPE_CHECKING:
+    from tracetui.contracts.remote import ScreenProcess
 
 CHUNK = 1 << 20
 HEAD = 4096
@@ -60,8 +64,11 @@ class FileFollower(threading.Thread):
         last: int | None,
         poll: bool,
         recheck: float,
+        screen: ScreenProcess | None = None,
     ) -> None:
         super().__init__(name=f"tracetui-follow:{spec.path}", daemon=True)
+        self.screen = screen
+        """A screen process for the first read of a big file (see `contracts.remote`)."""
         self.path = spec.path
         self.channel = channel
         self.stop = stop
@@ -128,8 +135,10 @@ class FileFollower(threading.Thread):
                 continue
             if not self.follow:
                 self.sink.finish()
+                self.sink.unscreen()
                 self.status.set("eof", "read to the end")
                 return
+            self.sink.unscreen()  # the first read is over; what is appended is judged live
             self._settle()
             self._wake.wait(self.recheck)
 
@@ -188,6 +197,9 @@ class FileFollower(threading.Thread):
         self._guard = b""
         line_no = self._scan_prefix(fd, start) if start else 1
         self.sink.restart(first_line_no=line_no, stream_start=start == 0)
+        screen = self.screen
+        if screen is not None and not self._followed_before and st.st_size - start >= screen.worth:
+            self.sink.screen_with(screen)  # the first read of a big file
         if self._followed_before:
             reason = self._reason or f"{self.path} appeared again"
             self.status.add(rotations=1)

@@ -32,6 +32,7 @@ from tracetui.store import Change, Notice, TraceStore
 __all__ = ["LiveIngest", "SourceError", "SourceSpec", "SourceState", "parse_source"]
 
 if TYPE_CHECKING:
+    from tracetui.contracts.remote import ScreenProcess, Segment
     from tracetui.otel.source import OtlpSource
 
     Reader = FileFollower | SocketServer | StreamReader | OtlpSource
@@ -56,6 +57,9 @@ class LiveIngest:
         max_producers: concurrent connections per listener; more are refused and counted.
         budget: bytes of line data readers may get ahead of `drain` before they block.
         stdin: the file descriptor `-` reads (standard input by default).
+        screen: the checker's screen process (`Checker.start_screen`): the first read of a big
+            file is also shipped to it, and each drained batch says which of its frames it
+            holds. Closed once no file is being read that way.
 
     Raises:
         SourceError: a spec cannot be parsed, or a source is given twice.
@@ -75,6 +79,7 @@ class LiveIngest:
         max_producers: int = MAX_PRODUCERS,
         budget: int = DEFAULT_BUDGET,
         stdin: int | None = None,
+        screen: ScreenProcess | None = None,
     ) -> None:
         if not specs:
             raise SourceError("no source given: name a file, -, unix:PATH or tcp:PORT")
@@ -86,6 +91,7 @@ class LiveIngest:
         self._origins: dict[str, int] = {}
         self._started = False
         self._stopped = False
+        self.screen = screen
         self.readers: list[Reader] = []
         seen: set[tuple[str, str]] = set()
         for text in specs:
@@ -121,6 +127,7 @@ class LiveIngest:
                 last=last,
                 poll=poll,
                 recheck=recheck,
+                screen=self.screen,
             )
         if spec.kind == "stdin":
             fd = sys.stdin.fileno() if stdin is None else stdin
@@ -200,6 +207,8 @@ class LiveIngest:
         spans: list[Span] = []
         rejected: list[Rejected] = []
         reported: list[tuple[str, Rejected]] = []
+        segments: list[Segment] = []
+        mixed = False
         notices = self.store.notices
         pending = self._pending
         while pending:
@@ -209,10 +218,20 @@ class LiveIngest:
                 if room <= 0:
                     break
                 if len(batch.spans) > room:
-                    head = Batch(batch.origin, batch.spans[:room], batch.rejected, batch.notices, 0)
+                    head = Batch(
+                        batch.origin,
+                        batch.spans[:room],
+                        batch.rejected,
+                        batch.notices,
+                        0,
+                        batch.screened,
+                        batch.offset,
+                        batch.frame_spans,
+                    )
                     batch.spans = batch.spans[room:]
                     batch.rejected = []
                     batch.notices = []
+                    batch.offset += room
                     batch = head
                 else:
                     pending.popleft()
@@ -222,6 +241,12 @@ class LiveIngest:
             if origin:
                 for span in batch.spans:
                     span.origin = origin
+            if batch.spans:
+                if batch.screened is None:
+                    mixed = True
+                else:
+                    sid, k = batch.screened
+                    segments.append((sid, k, batch.offset, len(batch.spans), batch.frame_spans))
             spans.extend(batch.spans)
             for rej in batch.rejected:
                 stamped = Rejected(origin, rej.line_no, rej.reason, rej.preview)
@@ -229,7 +254,21 @@ class LiveIngest:
                 reported.append((batch.origin, stamped))
             for line_no, text in batch.notices:
                 notices.append(Notice(origin, line_no, text))
+        screen = self.screen
+        if screen is not None and segments:
+            if mixed:  # only a batch wholly of screened frames can be judged by the helper
+                screen.close("a batch held lines the screen process had not seen")
+            else:
+                screen.expect(segments)
         change = self.store.ingest(spans, rejected) if spans or rejected else Change()
+        if (
+            screen is not None
+            and screen.working
+            and not pending
+            and not len(self._channel)
+            and not any(isinstance(r, FileFollower) and r.sink.screening for r in self.readers)
+        ):
+            screen.close("every big read is over")
         if self.on_reject is not None:
             for name, rej in reported:
                 self.on_reject(name, rej)

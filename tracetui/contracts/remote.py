@@ -1,0 +1,407 @@
+"""Local rules judged in a second process, beside a big load.
+
+A `Checker` spends most of its time on rules that need only the span itself (the *local* rules:
+schema, required trace data, deprecated fields …), above all on decoding every line a second
+time to screen it. Those rules need nothing from the store, so a `ScreenProcess` hands the raw
+bytes of each stream, as they are read, to a helper process (`python -m
+tracetui.contracts.remote`) that frames and decodes them exactly as the loader does and runs the
+checker's local pass there, on the machine's other core. The loader then tells the screen which
+frames each ingest batch holds (`expect`), and the checker takes the helper's verdicts for the
+batch (`collect`) instead of judging its lines itself: the findings of the few lines that break
+a rule, and which lines carry suspect baggage for the relational pass.
+
+Nothing is trusted blindly: a batch is taken from the helper only when its frames are the
+loader's (same number of spans per frame, same ids at every verdict). Anything else — the helper
+cannot start, dies, answers out of step — closes the screen for good and the checker judges the
+batch, and every later one, itself: the findings are the same either way, only slower.
+
+Wire format. To the helper (its stdin): messages of a header `<BII` (kind, stream, length) and a
+payload. From the helper (its stdout): `<I` length, then one msgpack `Verdicts` per frame that
+decoded to at least one span.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import IO, TYPE_CHECKING, Final
+
+import msgspec
+
+from tracetui.contracts.findings import Finding
+from tracetui.contracts.loader import ContractSet
+from tracetui.model import Span
+
+if TYPE_CHECKING:
+    from tracetui.contracts.checker import Checker
+
+SCREEN_ABOVE: Final = 64 << 20
+"""Reads of at least this many bytes (about 100,000 events) are worth a screen process; for
+smaller ones the helper would take longer to start than it saves."""
+_HEADER: Final = struct.Struct("<BII")
+_LENGTH: Final = struct.Struct("<I")
+_PIPE_SIZE: Final = 1 << 20
+CONTRACTS, OPEN, FEED, FINISH, RESTART, CLOSE = range(6)
+
+
+class Verdict(msgspec.Struct, array_like=True, gc=False):
+    """What the helper found about one span of a frame.
+
+    Attributes:
+        index: the span's position among the frame's decoded spans.
+        trace_id: its id (checked against the loader's span at that position).
+        findings: its local findings (seq 0: the loader's seq is filled in).
+        bag: its own baggage holds a denied or unlisted key.
+    """
+
+    index: int
+    trace_id: str
+    findings: list[Finding]
+    bag: bool
+
+
+class Verdicts(msgspec.Struct, array_like=True, gc=False):
+    """The helper's answer for one frame of one stream: frames are numbered from 0 by framer
+    call (`feed`, `finish`; a `restart` does not reset the count)."""
+
+    stream: int
+    frame: int
+    spans: int
+    verdicts: list[Verdict]
+
+
+Segment = tuple[int, int, int, int, int]
+"""Part of an ingest batch: (stream, frame, first span of the frame, spans, spans in the frame)."""
+
+_ROOT: Final = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_BOOT: Final = (
+    "import sys; sys.path.append(sys.argv[1]); from tracetui.contracts.remote import main; main()"
+)
+"""How the helper starts: with this process's Python, and this copy of tracetui importable."""
+_encode = msgspec.msgpack.Encoder().encode
+_decode_verdicts = msgspec.msgpack.Decoder(Verdicts).decode
+
+
+class ScreenProcess:
+    """The main process's side: ships stream bytes to the helper and collects its verdicts.
+
+    Thread-safe for feeding (each stream fed from one thread at a time); `expect` and `collect`
+    are called by the thread that ingests.
+
+    Attributes:
+        reason: why the screen closed (None while it is working).
+        worth: bytes a read should have for a screen to be worth starting on it.
+    """
+
+    worth = SCREEN_ABOVE
+
+    def __init__(self, contracts: ContractSet, depth: int = 4) -> None:
+        self.reason: str | None = None
+        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._results: dict[tuple[int, int], Verdicts] = {}
+        self._next: list[Segment] = []
+        self._streams = 0
+        self._outbox: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(depth)
+        # The helper's stderr, read back to say why it stopped; lives as long as the helper.
+        self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self._proc: subprocess.Popen[bytes] | None = None
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, _ROOT],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+                bufsize=0,
+            )
+        except OSError as exc:
+            self.reason = f"the screen process could not start: {exc}"
+            return
+        for pipe in (self._proc.stdin, self._proc.stdout):  # fewer, bigger transfers
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
+        self._writer = threading.Thread(target=self._write, name="tracetui-screen-out", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="tracetui-screen-in", daemon=True)
+        self._writer.start()
+        self._reader.start()
+        self._send(CONTRACTS, 0, pickle.dumps(contracts))
+
+    @property
+    def working(self) -> bool:
+        """The helper is up and nothing has gone wrong."""
+        return self.reason is None
+
+    # ---- feeding (reader threads) ---------------------------------------------------------------
+
+    def open(self, origin: int, first_line_no: int = 1, stream_start: bool = True) -> int:
+        """Start a stream whose spans carry this origin; its number."""
+        with self._lock:
+            sid = self._streams
+            self._streams += 1
+        self._send(OPEN, sid, _encode((origin, first_line_no, stream_start)))
+        return sid
+
+    def feed(self, sid: int, chunk: bytes) -> None:
+        """Ship bytes the loader frames next (as soon as they are read: the helper then works
+        ahead of the loader)."""
+        self._send(FEED, sid, chunk)
+
+    def finish(self, sid: int) -> None:
+        """The loader finishes the stream's framer."""
+        self._send(FINISH, sid, b"")
+
+    def restart(self, sid: int, first_line_no: int = 1, stream_start: bool = True) -> None:
+        """The loader starts a new framer for the stream (a truncated or replaced file)."""
+        self._send(RESTART, sid, _encode((first_line_no, stream_start)))
+
+    def close_stream(self, sid: int) -> None:
+        """The stream is done: the helper forgets it."""
+        self._send(CLOSE, sid, b"")
+
+    def _send(self, kind: int, sid: int, payload: bytes) -> None:
+        if self.reason is not None:
+            return
+        item = (_HEADER.pack(kind, sid, len(payload)), payload)
+        while self.reason is None:
+            try:
+                self._outbox.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # ---- collecting (the ingesting thread) ------------------------------------------------------
+
+    def expect(self, segments: list[Segment]) -> None:
+        """The next ingest batch holds these frames' spans, in this order."""
+        self._next = segments
+
+    def collect(self, new: list[Span]) -> tuple[dict[int, list[Finding]], list[int]] | None:
+        """The helper's verdicts on an ingested batch: local findings by seq, and the positions
+        of spans with suspect baggage. None when the batch is not wholly the expected frames or
+        the screen is closed: the caller judges the batch itself."""
+        segments, self._next = self._next, []
+        if self.reason is not None or not segments:
+            return None
+        if sum(seg[3] for seg in segments) != len(new):
+            self.close("a batch did not hold the frames it was said to")
+            return None
+        found: dict[int, list[Finding]] = {}
+        marks: list[int] = []
+        pos = 0
+        replace = msgspec.structs.replace
+        for sid, k, start, count, total in segments:
+            got = self._wait(sid, k)
+            if got is None:
+                return None
+            if got.spans != total:
+                self.close(f"frame {k} decoded to {got.spans} spans there, {total} here")
+                return None
+            end = start + count
+            for v in got.verdicts:
+                if not start <= v.index < end:
+                    continue
+                j = pos + v.index - start
+                span = new[j]
+                if span.trace_id != v.trace_id:
+                    self.close(f"frame {k} disagrees on span {v.index}'s id")
+                    return None
+                if v.findings:
+                    found[span.seq] = [
+                        replace(f, seq=span.seq, trace_id=span.trace_id) for f in v.findings
+                    ]
+                if v.bag:
+                    marks.append(j)
+            if end >= total:
+                with self._cond:
+                    self._results.pop((sid, k), None)
+            pos += count
+        marks.sort()
+        return found, marks
+
+    def _wait(self, sid: int, k: int) -> Verdicts | None:
+        with self._cond:
+            while self.reason is None:
+                got = self._results.get((sid, k))
+                if got is not None:
+                    return got
+                self._cond.wait(0.5)
+                if self._proc is not None and self._proc.poll() is not None:
+                    self._closed_by_helper()
+        return None
+
+    # ---- the helper's pipes ---------------------------------------------------------------------
+
+    def _write(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        out = self._proc.stdin
+        try:
+            while True:
+                item = self._outbox.get()
+                if item is None:
+                    break
+                for part in item:
+                    view = memoryview(part)
+                    while view:
+                        view = view[out.write(view) or 0 :]
+        except (OSError, ValueError):
+            self._closed_by_helper()
+        with contextlib.suppress(OSError):
+            out.close()
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        inp = self._proc.stdout
+        try:
+            while True:
+                head = _read_exactly(inp, _LENGTH.size)
+                if head is None:
+                    break
+                body = _read_exactly(inp, _LENGTH.unpack(head)[0])
+                if body is None:
+                    break
+                got = _decode_verdicts(body)
+                with self._cond:
+                    self._results[got.stream, got.frame] = got
+                    self._cond.notify_all()
+        except (OSError, ValueError, msgspec.DecodeError):
+            pass
+        self._closed_by_helper()
+
+    def _closed_by_helper(self) -> None:
+        if self.reason is not None or self._proc is None:
+            return
+        status = self._proc.poll()
+        if status is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                status = self._proc.wait(timeout=1.0)
+        said = ""
+        with contextlib.suppress(OSError):
+            self._errors.seek(0)
+            lines = self._errors.read().decode(errors="replace").strip().splitlines()
+            said = f": {lines[-1]}" if lines else ""
+        self.close(f"the screen process stopped (exit status {status}){said}")
+
+    def close(self, reason: str = "closed") -> None:
+        """Stop the helper; later batches are judged in process. Idempotent."""
+        with self._cond:
+            if self.reason is not None:
+                return
+            self.reason = reason
+            self._results.clear()
+            self._cond.notify_all()
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(queue.Full):  # the end of its input tells the helper to exit
+            self._outbox.put(None, timeout=1.0)
+        try:
+            proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                proc.wait(timeout=2.0)
+        with contextlib.suppress(OSError):
+            self._errors.close()
+
+
+def _read_exactly(stream: IO[bytes], n: int) -> bytes | None:
+    parts: list[bytes] = []
+    while n:
+        part = stream.read(n)
+        if not part:
+            return None
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+# ---- the helper process -------------------------------------------------------------------------
+
+
+class _Stream:
+    def __init__(self, origin: int, first_line_no: int, start: bool) -> None:
+        from tracetui.decode import LineDecoder
+        from tracetui.framing import LineFramer
+
+        self.origin = origin
+        self.decoder = LineDecoder(False)  # the rules that read the lines need no identity
+        self.framer = LineFramer(first_line_no=first_line_no, stream_start=start)
+        self.frames = 0
+
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    """The helper's loop: read messages until end of input, answer each frame with spans."""
+    from tracetui.contracts.checker import Checker
+    from tracetui.framing import LineFramer
+
+    gc.disable()  # short-lived objects only; collected every so often below
+    checker: Checker | None = None
+    streams: dict[int, _Stream] = {}
+    while True:
+        head = _read_exactly(inp, _HEADER.size)
+        if head is None:
+            return
+        kind, sid, length = _HEADER.unpack(head)
+        payload = _read_exactly(inp, length) if length else b""
+        if payload is None:
+            return
+        if kind == CONTRACTS:
+            checker = Checker(pickle.loads(payload))  # from our own parent process
+        elif kind == OPEN:
+            origin, first_line_no, start = msgspec.msgpack.decode(payload)
+            streams[sid] = _Stream(origin, first_line_no, start)
+        elif kind == RESTART:
+            first_line_no, start = msgspec.msgpack.decode(payload)
+            streams[sid].framer = LineFramer(first_line_no=first_line_no, stream_start=start)
+        elif kind == CLOSE:
+            streams.pop(sid, None)
+        elif kind in (FEED, FINISH):
+            assert checker is not None, "contracts come first"
+            stream = streams[sid]
+            frame = stream.framer.feed(payload) if kind == FEED else stream.framer.finish()
+            k = stream.frames
+            stream.frames += 1
+            spans, _ = stream.decoder.decode(
+                frame.lines, frame.first_line_no, stream.origin, frame.rest
+            )
+            if not spans:
+                continue
+            body = _encode(_judge(checker, k, sid, spans))
+            if k % 64 == 63:
+                gc.collect()
+            out.write(_LENGTH.pack(len(body)))
+            out.write(body)
+            out.flush()
+
+
+def _judge(checker: Checker, k: int, sid: int, spans: list[Span]) -> Verdicts:
+    for i, span in enumerate(spans):
+        span.seq = i
+    found, marks = checker.judge_lines(spans)
+    bags = set(marks)
+    verdicts = [
+        Verdict(i, spans[i].trace_id, found.get(i, []), i in bags)
+        for i in sorted(bags.union(found))
+    ]
+    return Verdicts(sid, k, len(spans), verdicts)
+
+
+def main() -> None:
+    """Entry point of the helper process."""
+    inp = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
+    out = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+        serve(inp, out)
+
+
+if __name__ == "__main__":
+    main()
