@@ -164,7 +164,7 @@ for _option in _options(stash=False):
 def _big_file(specs: list[str]) -> bool:
     """Whether a file among the sources is big enough that its first read is worth a screen
     process beside the checker (see `tracetui.contracts.remote`)."""
-    from tracetui.contracts.remote import SCREEN_ABOVE
+    from tracetui.contracts.remote import screen_wanted
     from tracetui.sources.spec import SourceError, parse_source
 
     for text in specs:
@@ -174,7 +174,7 @@ def _big_file(specs: list[str]) -> bool:
             continue
         if spec.kind == "file" and spec.path:
             try:
-                if os.path.getsize(spec.path) >= SCREEN_ABOVE:
+                if screen_wanted(os.path.getsize(spec.path)):
                     return True
             except OSError:
                 continue

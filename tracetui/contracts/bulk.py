@@ -7,22 +7,22 @@ import os
 
 from tracetui.contracts.checker import Checker
 from tracetui.contracts.loader import ContractSet
-from tracetui.contracts.remote import SCREEN_ABOVE
+from tracetui.contracts.remote import SCREEN_ABOVE, screen_wanted
 from tracetui.load import RejectHook, load_paths
 from tracetui.store import Change, TraceStore
 
 
 def worth_screening(paths: list[str]) -> bool:
     """Whether the files are big enough to be checked as they load, with a screen process
-    (`SCREEN_ABOVE`); stdin (`-`) counts as big, its size being unknown. Smaller ones load
+    (see `screen_wanted`); stdin (`-`) counts as big, its size being unknown. Smaller ones load
     first and are judged after."""
     total = 0
     for path in paths:
         if path == "-":
-            return True
+            return screen_wanted(SCREEN_ABOVE)
         with contextlib.suppress(OSError):
             total += os.path.getsize(path)
-    return total >= SCREEN_ABOVE
+    return screen_wanted(total)
 
 
 def load_checked(

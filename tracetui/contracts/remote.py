@@ -47,6 +47,17 @@ if TYPE_CHECKING:
 SCREEN_ABOVE: Final = 64 << 20
 """Reads of at least this many bytes (about 100,000 events) are worth a screen process; for
 smaller ones the helper would take longer to start than it saves."""
+
+
+def screen_wanted(size: int) -> bool:
+    """Whether a read of `size` bytes should get a screen process: when it is `SCREEN_ABOVE`
+    or more, unless the environment says otherwise (`TRACETUI_SCREEN=0`: never, `1`: always)."""
+    said = os.environ.get("TRACETUI_SCREEN")
+    if said in ("0", "1"):
+        return said == "1"
+    return size >= SCREEN_ABOVE
+
+
 _HEADER: Final = struct.Struct("<BII")
 _LENGTH: Final = struct.Struct("<I")
 _PIPE_SIZE: Final = 1 << 20
@@ -99,10 +110,7 @@ class ScreenProcess:
 
     Attributes:
         reason: why the screen closed (None while it is working).
-        worth: bytes a read should have for a screen to be worth starting on it.
     """
-
-    worth = SCREEN_ABOVE
 
     def __init__(self, contracts: ContractSet, depth: int = 4) -> None:
         self.reason: str | None = None

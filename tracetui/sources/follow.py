@@ -198,8 +198,11 @@ class FileFollower(threading.Thread):
         line_no = self._scan_prefix(fd, start) if start else 1
         self.sink.restart(first_line_no=line_no, stream_start=start == 0)
         screen = self.screen
-        if screen is not None and not self._followed_before and st.st_size - start >= screen.worth:
-            self.sink.screen_with(screen)  # the first read of a big file
+        if screen is not None and not self._followed_before:
+            from tracetui.contracts.remote import screen_wanted
+
+            if screen_wanted(st.st_size - start):
+                self.sink.screen_with(screen)  # the first read of a big file
         if self._followed_before:
             reason = self._reason or f"{self.path} appeared again"
             self.status.add(rotations=1)
