@@ -22,6 +22,8 @@ need (see `probe.ProbeLayout`); where the rules allow it (`_chunked`), by *refus
 take a line only when no local rule and no baggage screen could fire on it, so msgspec itself does
 the screening and only refused lines are kept and judged. Span fields are screened in one pass;
 the relational pass resolves each new span once, with a cheap screen before the full judgement.
+For big loads the line rules move to a helper process on another core (`start_screen`, see
+`contracts.remote`); the findings do not change.
 """
 
 from __future__ import annotations

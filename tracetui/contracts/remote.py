@@ -1,23 +1,31 @@
 """Local rules judged in a second process, beside a big load.
 
-A `Checker` spends most of its time on rules that need only the span itself (the *local* rules:
-schema, required trace data, deprecated fields …), above all on decoding every line a second
-time to screen it. Those rules need nothing from the store, so a `ScreenProcess` hands the raw
-bytes of each stream, as they are read, to a helper process (`python -m
-tracetui.contracts.remote`) that frames and decodes them exactly as the loader does and runs the
-checker's local pass there, on the machine's other core. The loader then tells the screen which
-frames each ingest batch holds (`expect`), and the checker takes the helper's verdicts for the
-batch (`collect`) instead of judging its lines itself: the findings of the few lines that break
-a rule, and which lines carry suspect baggage for the relational pass.
+A `Checker` spends most of its time on rules that need only the line itself: schema, required
+trace data, deprecated keys, id shape, and above all decoding every line a second time to screen
+it. None of that needs the store, so a `ScreenProcess` hands the raw bytes of each stream, as they
+are read (by the read-ahead thread, so that the helper works ahead of the loader), to a helper
+process (`python -c … tracetui.contracts.remote`) that frames and decodes them exactly as the
+loader does and runs the checker's line rules there (`Checker.judge_lines`), on the machine's
+other core. It decodes without agent identity, which those rules do not need and which is the
+costliest part of a decode.
+
+The loader numbers its frames (one per framer call, `feed` or `finish`) as the helper does, and
+tells the screen which frames, or parts of frames, each ingest batch holds (`expect`). The checker
+then takes the helper's verdicts for the batch (`collect`) instead of judging its lines itself:
+the findings of the few spans that break a line rule, and which spans carry suspect baggage for
+the relational pass. It still judges the agent context shape, the schema fields of spans its own
+decoder had to work around (where a decoder without identity may see less; see
+`Checker._redone`), and every relational and whole-trace rule.
 
 Nothing is trusted blindly: a batch is taken from the helper only when its frames are the
-loader's (same number of spans per frame, same ids at every verdict). Anything else — the helper
-cannot start, dies, answers out of step — closes the screen for good and the checker judges the
-batch, and every later one, itself: the findings are the same either way, only slower.
+loader's (as many spans in each frame, the same id at every verdict). Anything else (the helper
+cannot start, dies, answers out of step or not at all) closes the screen for good, and the
+checker judges that batch and every later one itself: the findings are the same either way.
 
 Wire format. To the helper (its stdin): messages of a header `<BII` (kind, stream, length) and a
-payload. From the helper (its stdout): `<I` length, then one msgpack `Verdicts` per frame that
-decoded to at least one span.
+payload; the first carries the pickled `ContractSet`. From the helper (its stdout): `<I` length,
+then one msgpack `Verdicts` per frame that decoded to at least one span. The end of its input
+tells the helper to exit.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
@@ -61,6 +70,8 @@ def screen_wanted(size: int) -> bool:
 _HEADER: Final = struct.Struct("<BII")
 _LENGTH: Final = struct.Struct("<I")
 _PIPE_SIZE: Final = 1 << 20
+_PATIENCE: Final = 60.0
+"""Seconds the checker waits for the helper's answer about one frame before judging alone."""
 CONTRACTS, OPEN, FEED, FINISH, RESTART, CLOSE = range(6)
 
 
@@ -115,6 +126,7 @@ class ScreenProcess:
     def __init__(self, contracts: ContractSet, depth: int = 4) -> None:
         self.reason: str | None = None
         self._lock = threading.Lock()
+        self._closing = threading.RLock()
         self._cond = threading.Condition()
         self._results: dict[tuple[int, int], Verdicts] = {}
         self._next: list[Segment] = []
@@ -236,15 +248,20 @@ class ScreenProcess:
         return found, marks
 
     def _wait(self, sid: int, k: int) -> Verdicts | None:
-        with self._cond:
-            while self.reason is None:
-                got = self._results.get((sid, k))
-                if got is not None:
-                    return got
-                self._cond.wait(0.5)
-                if self._proc is not None and self._proc.poll() is not None:
-                    self._closed_by_helper()
-        return None
+        give_up = time.monotonic() + _PATIENCE
+        while True:
+            with self._cond:
+                for _ in range(2):
+                    if self.reason is not None:
+                        return None
+                    got = self._results.get((sid, k))
+                    if got is not None:
+                        return got
+                    self._cond.wait(0.5)
+            if self._proc is not None and self._proc.poll() is not None:
+                self._closed_by_helper()  # (not holding the condition: it closes)
+            elif time.monotonic() > give_up:
+                self.close(f"the screen process gave no answer for {_PATIENCE:.0f} s")
 
     # ---- the helper's pipes ---------------------------------------------------------------------
 
@@ -285,22 +302,23 @@ class ScreenProcess:
         self._closed_by_helper()
 
     def _closed_by_helper(self) -> None:
-        if self.reason is not None or self._proc is None:
-            return
-        status = self._proc.poll()
-        if status is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                status = self._proc.wait(timeout=1.0)
-        said = ""
-        with contextlib.suppress(OSError):
-            self._errors.seek(0)
-            lines = self._errors.read().decode(errors="replace").strip().splitlines()
-            said = f": {lines[-1]}" if lines else ""
-        self.close(f"the screen process stopped (exit status {status}){said}")
+        with self._closing:  # both pipe threads may get here at once
+            if self.reason is not None or self._proc is None:
+                return
+            status = self._proc.poll()
+            if status is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    status = self._proc.wait(timeout=1.0)
+            said = ""
+            with contextlib.suppress(OSError, ValueError):
+                self._errors.seek(0)
+                lines = self._errors.read().decode(errors="replace").strip().splitlines()
+                said = f": {lines[-1]}" if lines else ""
+            self.close(f"the screen process stopped (exit status {status}){said}")
 
     def close(self, reason: str = "closed") -> None:
         """Stop the helper; later batches are judged in process. Idempotent."""
-        with self._cond:
+        with self._closing, self._cond:
             if self.reason is not None:
                 return
             self.reason = reason
