@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import sys
 
 from tracetui.contracts.checker import Checker
 from tracetui.contracts.loader import ContractSet
-from tracetui.contracts.remote import SCREEN_ABOVE, screen_wanted
+from tracetui.contracts.remote import screen_wanted
 from tracetui.load import RejectHook, load_paths
 from tracetui.store import Change, TraceStore
 
 
 def worth_screening(paths: list[str]) -> bool:
     """Whether the files are big enough to be checked as they load, with a screen process
-    (see `screen_wanted`); stdin (`-`) counts as big, its size being unknown. Smaller ones load
-    first and are judged after."""
+    (see `screen_wanted`). Smaller ones load first and are judged after. Stdin (`-`) counts by
+    its size when it is a file; a pipe, of unknown size, counts as small (a helper would make
+    a short input slower)."""
     total = 0
     for path in paths:
-        if path == "-":
-            return screen_wanted(SCREEN_ABOVE)
         with contextlib.suppress(OSError):
-            total += os.path.getsize(path)
+            if path == "-":
+                st = os.fstat(sys.stdin.fileno())
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+            else:
+                total += os.path.getsize(path)
     return screen_wanted(total)
 
 
