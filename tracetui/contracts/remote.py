@@ -327,10 +327,12 @@ class ScreenProcess:
         proc = self._proc
         if proc is None:
             return
-        with contextlib.suppress(queue.Full):  # the end of its input tells the helper to exit
-            self._outbox.put(None, timeout=1.0)
+        with contextlib.suppress(queue.Full):  # lets the writer thread end
+            self._outbox.put_nowait(None)
+        if proc.poll() is None:  # whatever it was doing is not needed any more
+            proc.terminate()
         try:
-            proc.wait(timeout=1.0)
+            proc.wait(timeout=2.0)
         except subprocess.TimeoutExpired:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired, OSError):
