@@ -115,6 +115,8 @@ HOSTILE = [
     b'{"trace_id": "alt_9_9", "metadata": {"baggage": {"session_id": "s"}}',
     b'{"hrm_layer": "memory", "operation": "memory.read", "status": "success"}',
     b"\xff\xfe broken utf-8",
+    b'{"trace_id": "alt_1_7", "@tracetui:meta": 5}',  # a key only a decoder without identity reads
+    b'{"trace_id": "alt_1_8", "\\u0040tracetui:meta": [1], "metadata": {}}',
 ]
 
 
@@ -344,3 +346,74 @@ def test_check_command_gives_the_same_report_with_and_without_the_screen(tmp_pat
         outs.append(proc.stdout)
     assert outs[0] == outs[1]
     assert outs[0].count(b"\n") > 20
+
+
+def test_a_line_the_helper_frames_away_does_not_stall_the_view(
+    tmp_path: Path, contracts: ContractSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line of exactly the default cap before CRLF: the file sink (OTLP-sized cap) keeps it,
+    a framer with the default cap would skip it. The verdict must come at once, not after the
+    helper's patience runs out."""
+    monkeypatch.setenv("TRACETUI_SCREEN", "1")
+    from tracetui.framing import DEFAULT_LINE_CAP
+
+    head = b'{"trace_id": "alt_1_1", "hrm_layer": "altitude", "input_summary": "'
+    line = head + b"x" * (DEFAULT_LINE_CAP - len(head) - 2) + b'"}'
+    assert len(line) == DEFAULT_LINE_CAP
+    path = tmp_path / "wide.jsonl"
+    path.write_bytes(line + b"\r\n")
+    store = TraceStore()
+    checker = Checker(contracts)
+    screen = checker.start_screen()
+    assert screen is not None
+    started = time.monotonic()
+    with LiveIngest([str(path)], store, follow=False, screen=screen) as feed:
+        while len(store) < 1:
+            assert time.monotonic() - started < 20, "the line was not read"
+            feed.wait(0.2)
+            change = feed.drain()
+            if change.new:
+                checker.observe(store, change)
+    assert time.monotonic() - started < 20
+    assert {f.rule for f in checker.all()} >= {"schema.summary_too_long"}
+    checker.stop_screen()
+
+
+def test_the_helper_ignores_a_tracetui_package_in_the_working_directory(
+    tmp_path: Path, contracts: ContractSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "tracetui"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('the wrong tracetui')\n")
+    monkeypatch.chdir(tmp_path)
+    data = b"\n".join(_file_lines(19)) + b"\n"
+    screen = ScreenProcess(contracts)
+    assert _judge(data, [len(data) // 2], contracts, screen) == _judge(data, [], contracts, None)
+    assert screen.working, screen.reason
+    screen.close()
+
+
+def test_a_drain_before_the_file_is_open_keeps_the_screen(
+    tmp_path: Path, contracts: ContractSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACETUI_SCREEN", "1")
+    path = tmp_path / "later.jsonl"  # appears after the first drains
+    store = TraceStore()
+    checker = Checker(contracts)
+    screen = checker.start_screen()
+    assert screen is not None
+    with LiveIngest([str(path)], store, follow=True, screen=screen, recheck=0.05) as feed:
+        for _ in range(3):
+            feed.drain()
+        assert screen.working, screen.reason
+        path.write_bytes(b"\n".join(_file_lines(23, 5)) + b"\n")
+        deadline = time.monotonic() + 20
+        while screen.working:
+            assert time.monotonic() < deadline, "the screen was not closed after the read"
+            feed.wait(0.1)
+            change = feed.drain()
+            if change.new:
+                checker.observe(store, change)
+    checker.finish(store)
+    assert screen.reason == "every big read is over"
+    assert len(store) > 0

@@ -586,6 +586,12 @@ class Checker:
     def _observe(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
         new = change.new
         screened = self.screen.collect(new) if self.screen is not None else None
+        if screened is not None and screened[2] != (
+            list(compress(range(len(new)), map(_has_schema_flag, new)))
+            if self._flagged(new)
+            else []
+        ):  # the decoders disagree on which lines needed working around: judge alone
+            screened = None
         if screened is None:
             found, marks = self.local_pass(new)
         else:  # the screen process judged the batch's lines; identity is judged here
@@ -1744,6 +1750,10 @@ _FAMILY_RANK: Final = {
     "schema.trace_id_layer": 6,
 }
 """Where each local family comes in `_local_batch` (the other schema rules come first)."""
+
+
+def _has_schema_flag(span: Span) -> bool:
+    return bool(span.flags & SCHEMA)
 
 
 def _family_rank(finding: Finding) -> int:

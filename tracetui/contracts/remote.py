@@ -42,13 +42,15 @@ import sys
 import tempfile
 import threading
 import time
+from operator import attrgetter
 from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 
 from tracetui.contracts.findings import Finding
 from tracetui.contracts.loader import ContractSet
-from tracetui.model import Span
+from tracetui.framing import DEFAULT_LINE_CAP
+from tracetui.model import SCHEMA, Span
 
 if TYPE_CHECKING:
     from tracetui.contracts.checker import Checker
@@ -72,7 +74,7 @@ _LENGTH: Final = struct.Struct("<I")
 _PIPE_SIZE: Final = 1 << 20
 _PATIENCE: Final = 60.0
 """Seconds the checker waits for the helper's answer about one frame before judging alone."""
-CONTRACTS, OPEN, FEED, FINISH, RESTART, CLOSE = range(6)
+CONTRACTS, OPEN, FEED, FINISH, CLOSE = range(5)
 
 
 class Verdict(msgspec.Struct, array_like=True, gc=False):
@@ -92,13 +94,15 @@ class Verdict(msgspec.Struct, array_like=True, gc=False):
 
 
 class Verdicts(msgspec.Struct, array_like=True, gc=False):
-    """The helper's answer for one frame of one stream: frames are numbered from 0 by framer
-    call (`feed`, `finish`; a `restart` does not reset the count)."""
+    """The helper's answer for one frame of one stream (frames are numbered from 0, one per
+    framer call: `feed` or `finish`). Every frame gets one, even one without spans."""
 
     stream: int
     frame: int
     spans: int
     verdicts: list[Verdict]
+    schema: list[int]
+    """Positions of the spans its decoder had to work around (`SCHEMA`)."""
 
 
 Segment = tuple[int, int, int, int, int]
@@ -108,7 +112,9 @@ _ROOT: Final = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 _BOOT: Final = (
     "import sys; sys.path.append(sys.argv[1]); from tracetui.contracts.remote import main; main()"
 )
-"""How the helper starts: with this process's Python, and this copy of tracetui importable."""
+"""How the helper starts: with this process's Python (`-P`: not from the working directory) and
+this copy of tracetui importable."""
+_get_flags: Final = attrgetter("flags")
 _encode = msgspec.msgpack.Encoder().encode
 _decode_verdicts = msgspec.msgpack.Decoder(Verdicts).decode
 
@@ -137,7 +143,7 @@ class ScreenProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, _ROOT],
+                [sys.executable, "-P", "-c", _BOOT, _ROOT],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._errors,
@@ -162,12 +168,19 @@ class ScreenProcess:
 
     # ---- feeding (reader threads) ---------------------------------------------------------------
 
-    def open(self, origin: int, first_line_no: int = 1, stream_start: bool = True) -> int:
-        """Start a stream whose spans carry this origin; its number."""
+    def open(
+        self,
+        origin: int,
+        first_line_no: int = 1,
+        stream_start: bool = True,
+        line_cap: int = DEFAULT_LINE_CAP,
+    ) -> int:
+        """Start a stream framed as `LineFramer(line_cap, …)` whose spans carry this origin;
+        its number."""
         with self._lock:
             sid = self._streams
             self._streams += 1
-        self._send(OPEN, sid, _encode((origin, first_line_no, stream_start)))
+        self._send(OPEN, sid, _encode((origin, first_line_no, stream_start, line_cap)))
         return sid
 
     def feed(self, sid: int, chunk: bytes) -> None:
@@ -178,10 +191,6 @@ class ScreenProcess:
     def finish(self, sid: int) -> None:
         """The loader finishes the stream's framer."""
         self._send(FINISH, sid, b"")
-
-    def restart(self, sid: int, first_line_no: int = 1, stream_start: bool = True) -> None:
-        """The loader starts a new framer for the stream (a truncated or replaced file)."""
-        self._send(RESTART, sid, _encode((first_line_no, stream_start)))
 
     def close_stream(self, sid: int) -> None:
         """The stream is done: the helper forgets it."""
@@ -204,10 +213,13 @@ class ScreenProcess:
         """The next ingest batch holds these frames' spans, in this order."""
         self._next = segments
 
-    def collect(self, new: list[Span]) -> tuple[dict[int, list[Finding]], list[int]] | None:
-        """The helper's verdicts on an ingested batch: local findings by seq, and the positions
-        of spans with suspect baggage. None when the batch is not wholly the expected frames or
-        the screen is closed: the caller judges the batch itself."""
+    def collect(
+        self, new: list[Span]
+    ) -> tuple[dict[int, list[Finding]], list[int], list[int]] | None:
+        """The helper's verdicts on an ingested batch: local findings by seq, the positions of
+        spans with suspect baggage, and the positions of spans its decoder had to work around
+        (`SCHEMA`). None when the batch is not wholly the expected frames or the screen is
+        closed: the caller judges the batch itself."""
         segments, self._next = self._next, []
         if self.reason is not None or not segments:
             return None
@@ -216,6 +228,7 @@ class ScreenProcess:
             return None
         found: dict[int, list[Finding]] = {}
         marks: list[int] = []
+        schema: list[int] = []
         pos = 0
         replace = msgspec.structs.replace
         for sid, k, start, count, total in segments:
@@ -240,12 +253,21 @@ class ScreenProcess:
                     ]
                 if v.bag:
                     marks.append(j)
+            schema.extend(pos + i - start for i in got.schema if start <= i < end)
             if end >= total:
-                with self._cond:
-                    self._results.pop((sid, k), None)
+                self._done(sid, k)
             pos += count
         marks.sort()
-        return found, marks
+        return found, marks, schema
+
+    def _done(self, sid: int, k: int) -> None:
+        """Forget a frame taken whole, and earlier frames of its stream that nobody will ask
+        for (those that decoded to no span here either)."""
+        with self._cond:
+            results = self._results
+            results.pop((sid, k), None)
+            for key in [key for key in results if key[0] == sid and key[1] < k]:
+                del results[key]
 
     def _wait(self, sid: int, k: int) -> Verdicts | None:
         give_up = time.monotonic() + _PATIENCE
@@ -356,20 +378,19 @@ def _read_exactly(stream: IO[bytes], n: int) -> bytes | None:
 
 
 class _Stream:
-    def __init__(self, origin: int, first_line_no: int, start: bool) -> None:
+    def __init__(self, origin: int, first_line_no: int, start: bool, cap: int) -> None:
         from tracetui.decode import LineDecoder
         from tracetui.framing import LineFramer
 
         self.origin = origin
         self.decoder = LineDecoder(False)  # the rules that read the lines need no identity
-        self.framer = LineFramer(first_line_no=first_line_no, stream_start=start)
+        self.framer = LineFramer(cap, first_line_no=first_line_no, stream_start=start)
         self.frames = 0
 
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The helper's loop: read messages until end of input, answer each frame with spans."""
     from tracetui.contracts.checker import Checker
-    from tracetui.framing import LineFramer
 
     gc.disable()  # short-lived objects only; collected every so often below
     checker: Checker | None = None
@@ -385,11 +406,8 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         if kind == CONTRACTS:
             checker = Checker(pickle.loads(payload))  # from our own parent process
         elif kind == OPEN:
-            origin, first_line_no, start = msgspec.msgpack.decode(payload)
-            streams[sid] = _Stream(origin, first_line_no, start)
-        elif kind == RESTART:
-            first_line_no, start = msgspec.msgpack.decode(payload)
-            streams[sid].framer = LineFramer(first_line_no=first_line_no, stream_start=start)
+            origin, first_line_no, start, cap = msgspec.msgpack.decode(payload)
+            streams[sid] = _Stream(origin, first_line_no, start, cap)
         elif kind == CLOSE:
             streams.pop(sid, None)
         elif kind in (FEED, FINISH):
@@ -401,9 +419,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
             spans, _ = stream.decoder.decode(
                 frame.lines, frame.first_line_no, stream.origin, frame.rest
             )
-            if not spans:
-                continue
-            body = _encode(_judge(checker, k, sid, spans))
+            body = _encode(_judge(checker, k, sid, spans) if spans else Verdicts(sid, k, 0, [], []))
             if k % 64 == 63:
                 gc.collect()
             out.write(_LENGTH.pack(len(body)))
@@ -420,7 +436,12 @@ def _judge(checker: Checker, k: int, sid: int, spans: list[Span]) -> Verdicts:
         Verdict(i, spans[i].trace_id, found.get(i, []), i in bags)
         for i in sorted(bags.union(found))
     ]
-    return Verdicts(sid, k, len(spans), verdicts)
+    schema = (
+        [i for i, span in enumerate(spans) if span.flags & SCHEMA]
+        if any(map(_get_flags, spans))
+        else []
+    )
+    return Verdicts(sid, k, len(spans), verdicts, schema)
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ class FileFollower(threading.Thread):
         super().__init__(name=f"tracetui-follow:{spec.path}", daemon=True)
         self.screen = screen
         """A screen process for the first read of a big file (see `contracts.remote`)."""
+        self._attached = False
         self.path = spec.path
         self.channel = channel
         self.stop = stop
@@ -203,6 +204,7 @@ class FileFollower(threading.Thread):
 
             if screen_wanted(st.st_size - start):
                 self.sink.screen_with(screen)  # the first read of a big file
+        self._attached = True
         if self._followed_before:
             reason = self._reason or f"{self.path} appeared again"
             self.status.add(rotations=1)
@@ -212,6 +214,14 @@ class FileFollower(threading.Thread):
             self.status.set("following", "")
         self._followed_before = True
         self._reason = ""
+
+    @property
+    def first_read_over(self) -> bool:
+        """Whether the first read of the file, which a screen process may share, is over (or
+        will never ship anything to it)."""
+        if self.screen is None or not self.is_alive():
+            return True
+        return self._attached and not self.sink.screening
 
     def _start_offset(self, fd: int, size: int) -> int:
         """Where `--last N` starts reading, or `--from-end`: after the last newline (a partial

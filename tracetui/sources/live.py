@@ -203,6 +203,7 @@ class LiveIngest:
 
     def drain(self, max_spans: int | None = None) -> Change:
         """Ingest what the readers produced so far (at most `max_spans` spans); merged change."""
+        self._stop_screen_when_done()
         self._pending.extend(self._channel.take())
         spans: list[Span] = []
         rejected: list[Rejected] = []
@@ -261,18 +262,23 @@ class LiveIngest:
             else:
                 screen.expect(segments)
         change = self.store.ingest(spans, rejected) if spans or rejected else Change()
-        if (
-            screen is not None
-            and screen.working
-            and not pending
-            and not len(self._channel)
-            and not any(isinstance(r, FileFollower) and r.sink.screening for r in self.readers)
-        ):
-            screen.close("every big read is over")
         if self.on_reject is not None:
             for name, rej in reported:
                 self.on_reject(name, rej)
         return change
+
+    def _stop_screen_when_done(self) -> None:
+        """Close the screen process once every file's first read is over and the last batch
+        it judged was taken (checked before a drain: the caller has judged the last one)."""
+        screen = self.screen
+        if (
+            screen is not None
+            and screen.working
+            and not self._pending
+            and not len(self._channel)
+            and all(r.first_read_over for r in self.readers if isinstance(r, FileFollower))
+        ):
+            screen.close("every big read is over")
 
     def _origin(self, name: str) -> int:
         idx = self._origins.get(name)

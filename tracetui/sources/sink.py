@@ -49,7 +49,9 @@ class LineSink:
         right after `restart` (the helper's framer starts where this one does)."""
         if screen.working and self._fresh:
             self.screen = screen
-            self._sid = screen.open(0, self.framer.next_line_no, self._stream_start)
+            self._sid = screen.open(
+                0, self.framer.next_line_no, self._stream_start, self.framer.line_cap
+            )
             self._frames = 0
 
     def unscreen(self) -> None:
