@@ -417,3 +417,50 @@ def test_a_drain_before_the_file_is_open_keeps_the_screen(
     checker.finish(store)
     assert screen.reason == "every big read is over"
     assert len(store) > 0
+
+
+def _judge_file(
+    path: Path, data: bytes, contracts: ContractSet, screen: ScreenProcess, ino_shift: int = 0
+) -> list[str]:
+    """Load `data` as if read from `path` (which the helper reads itself)."""
+    st = path.stat()
+    store = TraceStore()
+    checker = Checker(contracts)
+    checker.screen = screen
+
+    def observe(change):  # type: ignore[no-untyped-def]
+        checker.observe(store, change)
+
+    file = (str(path), st.st_dev, st.st_ino + ino_shift)
+    loader = StreamLoader(store, str(path), screen=screen, on_change=observe, file=file)
+    half = len(data) // 2
+    for piece in (data[:half], data[half:]):
+        loader.feed(piece)
+    loader.finish()
+    checker.screen = None
+    checker.finish(store)
+    return [repr(f) for f in checker.all()]
+
+
+def test_the_helper_reads_a_regular_file_itself_and_notices_when_it_changed(
+    tmp_path: Path, contracts: ContractSet
+) -> None:
+    data = b"\n".join(_file_lines(29)) + b"\n"
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(data)
+    expected = _judge(data, [], contracts, None)[0]
+    screen = ScreenProcess(contracts)
+    assert _judge_file(path, data, contracts, screen) == expected
+    assert screen.working, screen.reason
+    screen.close()
+    # The file on disk is no longer what the loader read: the helper stops, nothing is lost.
+    path.write_bytes(data.replace(b'"alt_', b'"alx_'))
+    screen = ScreenProcess(contracts)
+    assert _judge_file(path, data, contracts, screen) == expected
+    assert screen.reason is not None and "changed while it was read" in screen.reason
+    screen.close()
+    path.write_bytes(data)
+    screen = ScreenProcess(contracts)
+    assert _judge_file(path, data, contracts, screen, ino_shift=1) == expected
+    assert screen.reason is not None and "no longer the file" in screen.reason
+    screen.close()

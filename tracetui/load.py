@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
+import os
 import queue
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -55,6 +58,8 @@ class StreamLoader:
         identity: bool = True,
         screen: ScreenProcess | None = None,
         on_change: ChangeHook | None = None,
+        file: tuple[str, int, int] | None = None,
+        file_offset: int = 0,
     ) -> None:
         self.store = store
         self.on_change = on_change
@@ -64,14 +69,24 @@ class StreamLoader:
         self.decoder = LineDecoder(identity)
         self.on_reject = on_reject
         self.screen = screen if screen is not None and screen.working else None
-        self._sid = self.screen.open(self.origin) if self.screen is not None else -1
         self._frames = 0
+        self._sid = -1
+        self._at = -1
+        """Where the next chunk starts in the file the screen process reads itself, or -1."""
+        if self.screen is not None:
+            self._sid = self.screen.open(self.origin, file=file)
+            self._at = file_offset if file is not None else -1
 
     def ship(self, chunk: bytes) -> None:
         """Hand bytes to the screen process ahead of `feed(chunk, shipped=True)` (a read-ahead
         thread does, so that the helper works ahead of this thread)."""
-        if self.screen is not None:
+        if self.screen is None:
+            return
+        if self._at < 0:
             self.screen.feed(self._sid, chunk)
+        else:
+            self.screen.feed_at(self._sid, self._at, chunk)
+            self._at += len(chunk)
 
     def feed(self, chunk: bytes, shipped: bool = False) -> None:
         """Add bytes; complete lines are decoded and ingested."""
@@ -121,7 +136,14 @@ def load_stream(
     on_change: ChangeHook | None = None,
 ) -> None:
     """Read a stream to its end into the store (`screen`, `on_change`: see `load_paths`)."""
-    loader = StreamLoader(store, origin, on_reject, identity, screen, on_change)
+    file = None
+    offset = 0
+    if screen is not None and origin != "stdin":
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            st = os.fstat(stream.fileno())
+            if stat.S_ISREG(st.st_mode):  # the helper can read it itself
+                file, offset = (os.path.abspath(origin), st.st_dev, st.st_ino), stream.tell()
+    loader = StreamLoader(store, origin, on_reject, identity, screen, on_change, file, offset)
     for chunk in read_ahead(stream, tee=loader.ship):
         loader.feed(chunk, shipped=True)
     loader.finish()

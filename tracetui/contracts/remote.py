@@ -23,7 +23,9 @@ cannot start, dies, answers out of step or not at all) closes the screen for goo
 checker judges that batch and every later one itself: the findings are the same either way.
 
 Wire format. To the helper (its stdin): messages of a header `<BII` (kind, stream, length) and a
-payload; the first carries the pickled `ContractSet`. From the helper (its stdout): `<I` length,
+payload; the first carries the pickled `ContractSet`. Bytes come whole (`FEED`), or, for a regular
+file that `load_paths` reads, as an offset and length the helper reads from the file itself
+(`FEED_AT`, with both ends of the chunk to compare). From the helper (its stdout): `<I` length,
 then one msgpack `Verdicts` per frame that decoded to at least one span. The end of its input
 tells the helper to exit.
 """
@@ -72,9 +74,11 @@ def screen_wanted(size: int) -> bool:
 _HEADER: Final = struct.Struct("<BII")
 _LENGTH: Final = struct.Struct("<I")
 _PIPE_SIZE: Final = 1 << 20
+_EDGE: Final = 64
+"""Bytes at each end of a chunk the helper compares when it reads the file itself."""
 _PATIENCE: Final = 60.0
 """Seconds the checker waits for the helper's answer about one frame before judging alone."""
-CONTRACTS, OPEN, FEED, FINISH, CLOSE = range(5)
+CONTRACTS, OPEN, FEED, FINISH, CLOSE, FEED_AT = range(6)
 
 
 class Verdict(msgspec.Struct, array_like=True, gc=False):
@@ -174,19 +178,29 @@ class ScreenProcess:
         first_line_no: int = 1,
         stream_start: bool = True,
         line_cap: int = DEFAULT_LINE_CAP,
+        file: tuple[str, int, int] | None = None,
     ) -> int:
         """Start a stream framed as `LineFramer(line_cap, …)` whose spans carry this origin;
-        its number."""
+        its number. `file`: (path, st_dev, st_ino) of a regular file the helper may read
+        itself (see `feed_at`)."""
         with self._lock:
             sid = self._streams
             self._streams += 1
-        self._send(OPEN, sid, _encode((origin, first_line_no, stream_start, line_cap)))
+        self._send(OPEN, sid, _encode((origin, first_line_no, stream_start, line_cap, file)))
         return sid
 
     def feed(self, sid: int, chunk: bytes) -> None:
         """Ship bytes the loader frames next (as soon as they are read: the helper then works
         ahead of the loader)."""
         self._send(FEED, sid, chunk)
+
+    def feed_at(self, sid: int, offset: int, chunk: bytes) -> None:
+        """Like `feed`, for bytes the loader read at `offset` of the stream's file: the helper
+        reads them there itself, which spares this process copying them through the pipe. It
+        checks their length and both ends against the loader's; a file that changed in between
+        stops it (and the checker judges alone)."""
+        edges = (offset, len(chunk), chunk[:_EDGE], chunk[-_EDGE:])
+        self._send(FEED_AT, sid, _encode(edges))
 
     def finish(self, sid: int) -> None:
         """The loader finishes the stream's framer."""
@@ -378,7 +392,14 @@ def _read_exactly(stream: IO[bytes], n: int) -> bytes | None:
 
 
 class _Stream:
-    def __init__(self, origin: int, first_line_no: int, start: bool, cap: int) -> None:
+    def __init__(
+        self,
+        origin: int,
+        first_line_no: int,
+        start: bool,
+        cap: int,
+        file: tuple[str, int, int] | None,
+    ) -> None:
         from tracetui.decode import LineDecoder
         from tracetui.framing import LineFramer
 
@@ -386,6 +407,24 @@ class _Stream:
         self.decoder = LineDecoder(False)  # the rules that read the lines need no identity
         self.framer = LineFramer(cap, first_line_no=first_line_no, stream_start=start)
         self.frames = 0
+        self.fd = -1
+        if file is not None:
+            path, dev, ino = file
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(self.fd)
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                raise SystemExit(f"{path} is no longer the file the loader reads")
+
+    def read_at(self, offset: int, length: int, head: bytes, tail: bytes) -> bytes:
+        data = os.pread(self.fd, length, offset)
+        if len(data) != length or data[:_EDGE] != head or data[-_EDGE:] != tail:
+            raise SystemExit("the file changed while it was read")
+        return data
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> None:
@@ -406,14 +445,18 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
         if kind == CONTRACTS:
             checker = Checker(pickle.loads(payload))  # from our own parent process
         elif kind == OPEN:
-            origin, first_line_no, start, cap = msgspec.msgpack.decode(payload)
-            streams[sid] = _Stream(origin, first_line_no, start, cap)
+            origin, first_line_no, start, cap, file = msgspec.msgpack.decode(payload)
+            streams[sid] = _Stream(origin, first_line_no, start, cap, file)
         elif kind == CLOSE:
-            streams.pop(sid, None)
-        elif kind in (FEED, FINISH):
+            gone = streams.pop(sid, None)
+            if gone is not None:
+                gone.close()
+        elif kind in (FEED, FEED_AT, FINISH):
             assert checker is not None, "contracts come first"
             stream = streams[sid]
-            frame = stream.framer.feed(payload) if kind == FEED else stream.framer.finish()
+            if kind == FEED_AT:
+                payload = stream.read_at(*msgspec.msgpack.decode(payload))
+            frame = stream.framer.finish() if kind == FINISH else stream.framer.feed(payload)
             k = stream.frames
             stream.frames += 1
             spans, _ = stream.decoder.decode(
