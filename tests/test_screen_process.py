@@ -159,6 +159,7 @@ def contracts() -> ContractSet:
 @pytest.fixture(scope="module")
 def shared_screen(contracts: ContractSet) -> Iterator[ScreenProcess]:
     screen = ScreenProcess(contracts)
+    assert screen.wait_ready(), screen.reason
     yield screen
     screen.close()
 
@@ -168,8 +169,10 @@ def test_a_screened_load_finds_what_the_checker_finds_alone(
 ) -> None:
     data = b"\n".join(_file_lines(1)) + b"\n"
     alone = _judge(data, [], contracts, None)
+    before = shared_screen.judged
     screened = _judge(data, [len(data) // 3, len(data) // 2], contracts, shared_screen)
     assert shared_screen.working, shared_screen.reason
+    assert shared_screen.judged == before + 3  # every batch was the helper's
     assert screened == alone
     rules = {line.split("rule='")[1].split("'")[0] for line in alone[0]}
     assert {
@@ -196,14 +199,16 @@ def test_any_chunking_gives_the_same_findings(
     contracts: ContractSet, shared_screen: ScreenProcess, seed: int, cuts: list[int]
 ) -> None:
     data = b"\r\n".join(_file_lines(seed, 12)) if seed % 3 == 0 else b"\n".join(_file_lines(seed))
+    before = shared_screen.judged
     assert _judge(data, cuts, contracts, shared_screen) == _judge(data, [], contracts, None)
     assert shared_screen.working, shared_screen.reason
+    assert shared_screen.judged > before
 
 
 def test_a_helper_killed_mid_load_leaves_the_checker_to_judge(contracts: ContractSet) -> None:
     data = b"\n".join(_file_lines(7)) + b"\n"
     screen = ScreenProcess(contracts)
-    assert screen._proc is not None
+    assert screen._proc is not None and screen.wait_ready()
     cuts = [len(data) // 3]
     pid = screen._proc.pid
     original = screen.feed
@@ -230,6 +235,7 @@ def test_a_helper_that_cannot_run_says_why_and_nothing_is_lost(
     data = b"\n".join(_file_lines(3)) + b"\n"
     screen = ScreenProcess(contracts)
     assert _judge(data, [100], contracts, screen) == _judge(data, [], contracts, None)
+    assert not screen.wait_ready()
     assert screen.reason is not None
     assert "exit status 0" in screen.reason and "no tracetui here" in screen.reason
 
@@ -245,6 +251,7 @@ def _direct(
     screen = None
     if helper_sees is not None:
         screen = checker.screen = ScreenProcess(contracts)
+        assert screen.wait_ready()
         sid = screen.open(origin)
         screen.feed(sid, helper_sees)
         screen.expect([(sid, 0, 0, len(spans), len(spans))])
@@ -273,7 +280,10 @@ def test_turned_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Checker(load_contracts(PRESETS, NOWHERE)).start_screen() is None
 
 
-def test_load_checked_with_and_without_a_screen(tmp_path: Path, contracts: ContractSet) -> None:
+def test_load_checked_with_and_without_a_screen(
+    tmp_path: Path, contracts: ContractSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACETUI_SCREEN", "1")  # up before the load starts
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"\n".join(_file_lines(11)) + b"\n")
     results = []
@@ -316,6 +326,7 @@ def test_live_ingest_screens_the_first_read_then_closes_the_helper(
         drain_until(lambda: late in store.by_id)
     checker.finish(store)
     assert screen.reason == "every big read is over"
+    assert screen.judged > 0
     got = [f for f in checker.all() if f.trace_id != late]
     assert sorted(map(repr, got)) == expected
     assert {f.rule for f in checker.all() if f.trace_id == late} == {"data.missing_key"}
@@ -388,8 +399,10 @@ def test_the_helper_ignores_a_tracetui_package_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
     data = b"\n".join(_file_lines(19)) + b"\n"
     screen = ScreenProcess(contracts)
+    assert screen.wait_ready(), screen.reason
     assert _judge(data, [len(data) // 2], contracts, screen) == _judge(data, [], contracts, None)
     assert screen.working, screen.reason
+    assert screen.judged == 2
     screen.close()
 
 
@@ -450,17 +463,21 @@ def test_the_helper_reads_a_regular_file_itself_and_notices_when_it_changed(
     path.write_bytes(data)
     expected = _judge(data, [], contracts, None)[0]
     screen = ScreenProcess(contracts)
+    assert screen.wait_ready()
     assert _judge_file(path, data, contracts, screen) == expected
     assert screen.working, screen.reason
+    assert screen.judged == 2
     screen.close()
     # The file on disk is no longer what the loader read: the helper stops, nothing is lost.
     path.write_bytes(data.replace(b'"alt_', b'"alx_'))
     screen = ScreenProcess(contracts)
+    assert screen.wait_ready()
     assert _judge_file(path, data, contracts, screen) == expected
     assert screen.reason is not None and "changed while it was read" in screen.reason
     screen.close()
     path.write_bytes(data)
     screen = ScreenProcess(contracts)
+    assert screen.wait_ready()
     assert _judge_file(path, data, contracts, screen, ino_shift=1) == expected
     assert screen.reason is not None and "no longer the file" in screen.reason
     screen.close()

@@ -638,8 +638,11 @@ class Checker:
         """Start a helper process for the local rules (when the rules allow it, and
         `TRACETUI_SCREEN` is not `0`; see `contracts.remote`); hand it to the loader. Stop it
         with `stop_screen`."""
-        if self.screen is None and self._chunked and os.environ.get("TRACETUI_SCREEN") != "0":
+        said = os.environ.get("TRACETUI_SCREEN")
+        if self.screen is None and self._chunked and said != "0":
             self.screen = ScreenProcess(self.contracts)
+            if said == "1":  # forced: judge every batch there, the first ones too
+                self.screen.wait_ready()
         return self.screen
 
     def stop_screen(self) -> None:

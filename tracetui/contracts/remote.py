@@ -26,8 +26,8 @@ Wire format. To the helper (its stdin): messages of a header `<BII` (kind, strea
 payload; the first carries the pickled `ContractSet`. Bytes come whole (`FEED`), or, for a regular
 file that `load_paths` reads, as an offset and length the helper reads from the file itself
 (`FEED_AT`, with both ends of the chunk to compare). From the helper (its stdout): `<I` length,
-then one msgpack `Verdicts` per frame that decoded to at least one span. The end of its input
-tells the helper to exit.
+then one msgpack `Verdicts`: first one with stream -1 once it is up (until then the checker judges
+batches itself rather than wait), then one per frame. The end of its input tells it to exit.
 """
 
 from __future__ import annotations
@@ -139,6 +139,11 @@ class ScreenProcess:
         self._closing = threading.RLock()
         self._cond = threading.Condition()
         self._results: dict[tuple[int, int], Verdicts] = {}
+        self._answered = False
+        """The helper said it is up: from now on its answers are waited for (batches that come
+        before are judged in process rather than wait for it to start)."""
+        self.judged = 0
+        """Batches taken from the helper."""
         self._next: list[Segment] = []
         self._streams = 0
         self._outbox: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(depth)
@@ -164,6 +169,17 @@ class ScreenProcess:
         self._writer.start()
         self._reader.start()
         self._send(CONTRACTS, 0, pickle.dumps(contracts))
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Wait until the helper is up (or the screen closed); whether it is up."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._answered and self.reason is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.5))
+            return self._answered and self.reason is None
 
     @property
     def working(self) -> bool:
@@ -240,6 +256,11 @@ class ScreenProcess:
         if sum(seg[3] for seg in segments) != len(new):
             self.close("a batch did not hold the frames it was said to")
             return None
+        if not self._answered:  # the helper is still starting: judging the batch here is quicker
+            for sid, k, start, count, total in segments:
+                if start + count >= total:
+                    self._done(sid, k)
+            return None
         found: dict[int, list[Finding]] = {}
         marks: list[int] = []
         schema: list[int] = []
@@ -272,6 +293,7 @@ class ScreenProcess:
                 self._done(sid, k)
             pos += count
         marks.sort()
+        self.judged += 1
         return found, marks, schema
 
     def _done(self, sid: int, k: int) -> None:
@@ -331,7 +353,10 @@ class ScreenProcess:
                     break
                 got = _decode_verdicts(body)
                 with self._cond:
-                    self._results[got.stream, got.frame] = got
+                    if got.stream < 0:  # it is up
+                        self._answered = True
+                    else:
+                        self._results[got.stream, got.frame] = got
                     self._cond.notify_all()
         except (OSError, ValueError, msgspec.DecodeError):
             pass
@@ -444,6 +469,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
             return
         if kind == CONTRACTS:
             checker = Checker(pickle.loads(payload))  # from our own parent process
+            _answer(out, Verdicts(-1, -1, 0, [], []))  # up
         elif kind == OPEN:
             origin, first_line_no, start, cap, file = msgspec.msgpack.decode(payload)
             streams[sid] = _Stream(origin, first_line_no, start, cap, file)
@@ -462,12 +488,16 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
             spans, _ = stream.decoder.decode(
                 frame.lines, frame.first_line_no, stream.origin, frame.rest
             )
-            body = _encode(_judge(checker, k, sid, spans) if spans else Verdicts(sid, k, 0, [], []))
+            _answer(out, _judge(checker, k, sid, spans) if spans else Verdicts(sid, k, 0, [], []))
             if k % 64 == 63:
                 gc.collect()
-            out.write(_LENGTH.pack(len(body)))
-            out.write(body)
-            out.flush()
+
+
+def _answer(out: IO[bytes], verdicts: Verdicts) -> None:
+    body = _encode(verdicts)
+    out.write(_LENGTH.pack(len(body)))
+    out.write(body)
+    out.flush()
 
 
 def _judge(checker: Checker, k: int, sid: int, spans: list[Span]) -> Verdicts:
