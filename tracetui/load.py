@@ -126,6 +126,19 @@ class StreamLoader:
                 self.on_change(change)
 
 
+def input_bytes(paths: list[str]) -> int:
+    """Bytes the files hold in all (`-`, stdin, counts when it is a file; a pipe counts 0)."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError, ValueError):
+            if path == "-":
+                st = os.fstat(sys.stdin.fileno())
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+            else:
+                total += os.path.getsize(path)
+    return total
+
+
 def load_stream(
     store: TraceStore,
     stream: BinaryIO,
@@ -134,15 +147,17 @@ def load_stream(
     identity: bool = True,
     screen: ScreenProcess | None = None,
     on_change: ChangeHook | None = None,
+    path: str | None = None,
 ) -> None:
-    """Read a stream to its end into the store (`screen`, `on_change`: see `load_paths`)."""
+    """Read a stream to its end into the store (`screen`, `on_change`: see `load_paths`).
+    `path`: the file the stream reads, which a screen process may then read itself."""
     file = None
     offset = 0
-    if screen is not None and origin != "stdin":
+    if screen is not None and path is not None:
         with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
             st = os.fstat(stream.fileno())
-            if stat.S_ISREG(st.st_mode):  # the helper can read it itself
-                file, offset = (os.path.abspath(origin), st.st_dev, st.st_ino), stream.tell()
+            if stat.S_ISREG(st.st_mode):
+                file, offset = (os.path.abspath(path), st.st_dev, st.st_ino), stream.tell()
     loader = StreamLoader(store, origin, on_reject, identity, screen, on_change, file, offset)
     for chunk in read_ahead(stream, tee=loader.ship):
         loader.feed(chunk, shipped=True)
@@ -217,4 +232,4 @@ def load_paths(
                 load_stream(store, stream, "stdin", on_reject, identity, screen, on_change)
                 continue
             with open(path, "rb") as fh:
-                load_stream(store, fh, path, on_reject, identity, screen, on_change)
+                load_stream(store, fh, path, on_reject, identity, screen, on_change, path)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tracetui.load import load_paths
+from tracetui.load import input_bytes, load_paths
 from tracetui.model import Rejected
 from tracetui.query import Filter
 from tracetui.store import TraceStore
@@ -156,13 +156,24 @@ SPOOL_ABOVE = 1 << 30
 
 
 def _worth_spooling(paths: tuple[str, ...]) -> bool:
-    total = 0
-    for path in paths:
-        if path == "-":
-            return True
-        with contextlib.suppress(OSError):
-            total += os.path.getsize(path)
-    return total > SPOOL_ABOVE
+    return "-" in paths or input_bytes(list(paths)) > SPOOL_ABOVE
+
+
+def _new_store(paths: tuple[str, ...], max_events: int | None) -> TraceStore:
+    """A store for loading these files, kept alive until `entry` exits."""
+    store = TraceStore(max_events=max_events, spool=_worth_spooling(paths))
+    if kept_stores is not None:
+        kept_stores.append(store)
+    return store
+
+
+@contextlib.contextmanager
+def _readable() -> Iterator[None]:
+    """An unreadable file is a clear usage error (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {exc.filename or '?'}: {exc.strerror or exc}") from None
 
 
 def load_or_fail(
@@ -175,13 +186,9 @@ def load_or_fail(
 
     `identity=False` skips agent identity (for output that neither filters nor shows it).
     """
-    store = TraceStore(max_events=max_events, spool=_worth_spooling(paths))
-    if kept_stores is not None:
-        kept_stores.append(store)
-    try:
+    store = _new_store(paths, max_events)
+    with _readable():
         load_paths(store, list(paths), report, identity)
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read {exc.filename or '?'}: {exc.strerror or exc}") from None
     return store
 
 
@@ -194,13 +201,9 @@ def load_and_check(
     """`load_or_fail`, with the spans judged against the contracts (see `load_checked`)."""
     from tracetui.contracts.bulk import load_checked
 
-    store = TraceStore(max_events=max_events, spool=_worth_spooling(paths))
-    if kept_stores is not None:
-        kept_stores.append(store)
-    try:
+    store = _new_store(paths, max_events)
+    with _readable():
         checker = load_checked(store, list(paths), contracts, report)
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read {exc.filename or '?'}: {exc.strerror or exc}") from None
     return store, checker
 
 

@@ -165,6 +165,7 @@ def _big_file(specs: list[str]) -> bool:
     """Whether a file among the sources is big enough that its first read is worth a screen
     process beside the checker (see `tracetui.contracts.remote`)."""
     from tracetui.contracts.remote import screen_wanted
+    from tracetui.load import input_bytes
     from tracetui.sources.spec import SourceError, parse_source
 
     for text in specs:
@@ -172,12 +173,8 @@ def _big_file(specs: list[str]) -> bool:
             spec = parse_source(text)
         except SourceError:
             continue
-        if spec.kind == "file" and spec.path:
-            try:
-                if screen_wanted(os.path.getsize(spec.path)):
-                    return True
-            except OSError:
-                continue
+        if spec.kind == "file" and spec.path and screen_wanted(input_bytes([spec.path])):
+            return True
     return False
 
 

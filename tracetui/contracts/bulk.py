@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
-import sys
-
 from tracetui.contracts.checker import Checker
 from tracetui.contracts.loader import ContractSet
 from tracetui.contracts.remote import screen_wanted
-from tracetui.load import RejectHook, load_paths
+from tracetui.load import RejectHook, input_bytes, load_paths
 from tracetui.store import Change, TraceStore
 
 
@@ -19,15 +14,7 @@ def worth_screening(paths: list[str]) -> bool:
     (see `screen_wanted`). Smaller ones load first and are judged after. Stdin (`-`) counts by
     its size when it is a file; a pipe, of unknown size, counts as small (a helper would make
     a short input slower)."""
-    total = 0
-    for path in paths:
-        with contextlib.suppress(OSError):
-            if path == "-":
-                st = os.fstat(sys.stdin.fileno())
-                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
-            else:
-                total += os.path.getsize(path)
-    return screen_wanted(total)
+    return screen_wanted(input_bytes(paths))
 
 
 def load_checked(

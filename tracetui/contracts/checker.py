@@ -586,18 +586,14 @@ class Checker:
     def _observe(self, store: TraceStore, change: Change, delta: FindingDelta) -> None:
         new = change.new
         screened = self.screen.collect(new) if self.screen is not None else None
-        if screened is not None and screened[2] != (
-            list(compress(range(len(new)), map(_has_schema_flag, new)))
-            if self._flagged(new)
-            else []
-        ):  # the decoders disagree on which lines needed working around: judge alone
-            screened = None
+        if screened is not None and screened[2] != self._worked_around(new):
+            screened = None  # the decoders disagree on which lines needed working around
         if screened is None:
             found, marks = self.local_pass(new)
         else:  # the screen process judged the batch's lines; identity is judged here
             mine = self.local_pass(new, lines=False)[0]
-            redone = self._redone(new) if self._flagged(new) else ()
-            found = merge_local(mine, screened[0], {span.seq for span in redone})
+            redone = {span.seq for span in self._redone(new)}
+            found = merge_local(mine, screened[0], redone)
             marks = screened[1]
         self._record_local(store, new, found, delta)
         if self._relational:
@@ -651,11 +647,13 @@ class Checker:
             self.screen.close()
             self.screen = None
 
-    def judge_lines(self, new: list[Span]) -> tuple[dict[int, list[Finding]], list[int]]:
+    def judge_lines(self, new: list[Span]) -> tuple[dict[int, list[Finding]], list[int], list[int]]:
         """`local_pass` of the rules that read the lines again, for a batch that goes no
-        further (the helper process's side: its spans need no agent identity)."""
+        further (the helper process's side: its spans need no agent identity), and the
+        positions of the spans its decoder had to work around."""
         try:
-            return self.local_pass(new, fields=False)
+            found, marks = self.local_pass(new, fields=False)
+            return found, marks, self._worked_around(new)
         finally:
             self._end_batch()
 
@@ -1060,9 +1058,15 @@ class Checker:
         those its decoder had to work around (`SCHEMA`). The helper decodes without agent
         identity, so it may not see what is wrong with their metadata; on every other span its
         decoder reads the same fields, and its schema findings stand."""
-        if self._schema is None or not self._flagged(new):
+        if self._schema is None:
             return []
-        return [span for span in new if span.flags & SCHEMA]
+        return list(map(new.__getitem__, self._worked_around(new)))
+
+    def _worked_around(self, new: list[Span]) -> list[int]:
+        """Positions in the batch of the spans its decoder had to work around (`SCHEMA`)."""
+        if not self._flagged(new):
+            return []
+        return [i for i, span in enumerate(new) if span.flags & SCHEMA]
 
     def _flagged(self, new: list[Span]) -> bool:
         """Whether any span of the batch has a flag (worked out once per batch)."""
@@ -1753,10 +1757,6 @@ _FAMILY_RANK: Final = {
     "schema.trace_id_layer": 6,
 }
 """Where each local family comes in `_local_batch` (the other schema rules come first)."""
-
-
-def _has_schema_flag(span: Span) -> bool:
-    return bool(span.flags & SCHEMA)
 
 
 def _family_rank(finding: Finding) -> int:

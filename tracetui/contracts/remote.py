@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
+import itertools
 import os
 import pickle
 import queue
@@ -44,7 +45,6 @@ import sys
 import tempfile
 import threading
 import time
-from operator import attrgetter
 from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
@@ -52,7 +52,7 @@ import msgspec
 from tracetui.contracts.findings import Finding
 from tracetui.contracts.loader import ContractSet
 from tracetui.framing import DEFAULT_LINE_CAP
-from tracetui.model import SCHEMA, Span
+from tracetui.model import Span
 
 if TYPE_CHECKING:
     from tracetui.contracts.checker import Checker
@@ -118,7 +118,6 @@ _BOOT: Final = (
 )
 """How the helper starts: with this process's Python (`-P`: not from the working directory) and
 this copy of tracetui importable."""
-_get_flags: Final = attrgetter("flags")
 _encode = msgspec.msgpack.Encoder().encode
 _decode_verdicts = msgspec.msgpack.Decoder(Verdicts).decode
 
@@ -135,7 +134,7 @@ class ScreenProcess:
 
     def __init__(self, contracts: ContractSet, depth: int = 4) -> None:
         self.reason: str | None = None
-        self._lock = threading.Lock()
+        self._sids = itertools.count()
         self._closing = threading.RLock()
         self._cond = threading.Condition()
         self._results: dict[tuple[int, int], Verdicts] = {}
@@ -145,7 +144,6 @@ class ScreenProcess:
         self.judged = 0
         """Batches taken from the helper."""
         self._next: list[Segment] = []
-        self._streams = 0
         self._outbox: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(depth)
         # The helper's stderr, read back to say why it stopped; lives as long as the helper.
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
@@ -183,7 +181,7 @@ class ScreenProcess:
 
     @property
     def working(self) -> bool:
-        """The helper is up and nothing has gone wrong."""
+        """Not closed: nothing has gone wrong (the helper may still be starting)."""
         return self.reason is None
 
     # ---- feeding (reader threads) ---------------------------------------------------------------
@@ -199,9 +197,7 @@ class ScreenProcess:
         """Start a stream framed as `LineFramer(line_cap, …)` whose spans carry this origin;
         its number. `file`: (path, st_dev, st_ino) of a regular file the helper may read
         itself (see `feed_at`)."""
-        with self._lock:
-            sid = self._streams
-            self._streams += 1
+        sid = next(self._sids)  # (atomic: streams open on several reader threads)
         self._send(OPEN, sid, _encode((origin, first_line_no, stream_start, line_cap, file)))
         return sid
 
@@ -309,13 +305,12 @@ class ScreenProcess:
         give_up = time.monotonic() + _PATIENCE
         while True:
             with self._cond:
-                for _ in range(2):
-                    if self.reason is not None:
-                        return None
-                    got = self._results.get((sid, k))
-                    if got is not None:
-                        return got
-                    self._cond.wait(0.5)
+                if self.reason is not None:
+                    return None
+                got = self._results.get((sid, k))
+                if got is not None:
+                    return got
+                self._cond.wait(0.5)
             if self._proc is not None and self._proc.poll() is not None:
                 self._closed_by_helper()  # (not holding the condition: it closes)
             elif time.monotonic() > give_up:
@@ -503,17 +498,12 @@ def _answer(out: IO[bytes], verdicts: Verdicts) -> None:
 def _judge(checker: Checker, k: int, sid: int, spans: list[Span]) -> Verdicts:
     for i, span in enumerate(spans):
         span.seq = i
-    found, marks = checker.judge_lines(spans)
+    found, marks, schema = checker.judge_lines(spans)
     bags = set(marks)
     verdicts = [
         Verdict(i, spans[i].trace_id, found.get(i, []), i in bags)
         for i in sorted(bags.union(found))
     ]
-    schema = (
-        [i for i, span in enumerate(spans) if span.flags & SCHEMA]
-        if any(map(_get_flags, spans))
-        else []
-    )
     return Verdicts(sid, k, len(spans), verdicts, schema)
 
 
@@ -523,7 +513,3 @@ def main() -> None:
     out = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)
     with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
         serve(inp, out)
-
-
-if __name__ == "__main__":
-    main()

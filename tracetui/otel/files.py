@@ -11,14 +11,13 @@ accepts; other lines keep the usual cap.
 
 from __future__ import annotations
 
-import threading
 from typing import Final
 
 from tracetui.framing import DEFAULT_LINE_CAP, Frame, LineFramer
 from tracetui.model import Rejected, Span
 from tracetui.otel.otlp_json import OtlpError, convert_request, looks_like_otlp_json
 from tracetui.sanitize import preview_bytes
-from tracetui.sources.channel import Batch, Channel, Status
+from tracetui.sources.channel import Batch
 from tracetui.sources.sink import LineSink
 
 __all__ = ["OTLP_LINE_CAP", "OtlpAwareSink"]
@@ -30,30 +29,8 @@ OTLP_LINE_CAP: Final = 20 << 20
 class OtlpAwareSink(LineSink):
     """A `LineSink` that also understands OTLP-JSON lines (see the module docstring)."""
 
-    def __init__(
-        self,
-        origin: str,
-        channel: Channel,
-        status: Status,
-        stop: threading.Event,
-        *,
-        first_line_no: int = 1,
-        stream_start: bool = True,
-    ) -> None:
-        super().__init__(
-            origin, channel, status, stop, first_line_no=first_line_no, stream_start=stream_start
-        )
-        self.framer = LineFramer(
-            OTLP_LINE_CAP, first_line_no=first_line_no, stream_start=stream_start
-        )
-
-    def restart(self, first_line_no: int = 1, stream_start: bool = True) -> int:
-        """Start a new stream (file truncated or replaced); returns unfinished bytes discarded."""
-        lost = super().restart(first_line_no, stream_start)
-        self.framer = LineFramer(
-            OTLP_LINE_CAP, first_line_no=first_line_no, stream_start=stream_start
-        )
-        return lost
+    def _new_framer(self, first_line_no: int, stream_start: bool) -> LineFramer:
+        return LineFramer(OTLP_LINE_CAP, first_line_no=first_line_no, stream_start=stream_start)
 
     def _ship(self, frame: Frame, size: int) -> None:
         lines = frame.lines

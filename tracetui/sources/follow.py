@@ -197,13 +197,13 @@ class FileFollower(threading.Thread):
         self._head = b""
         self._guard = b""
         line_no = self._scan_prefix(fd, start) if start else 1
-        self.sink.restart(first_line_no=line_no, stream_start=start == 0)
-        screen = self.screen
-        if screen is not None and not self._followed_before:
+        screen = None
+        if self.screen is not None and not self._followed_before:
             from tracetui.contracts.remote import screen_wanted
 
             if screen_wanted(st.st_size - start):
-                self.sink.screen_with(screen)  # the first read of a big file
+                screen = self.screen  # the first read of a big file
+        self.sink.restart(first_line_no=line_no, stream_start=start == 0, screen=screen)
         self._attached = True
         if self._followed_before:
             reason = self._reason or f"{self.path} appeared again"

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from tracetui.model import Rejected, Span
 from tracetui.sources.channel import DEFAULT_BUDGET, Batch, Channel, SourceState
 from tracetui.sources.follow import FileFollower
@@ -219,16 +221,7 @@ class LiveIngest:
                 if room <= 0:
                     break
                 if len(batch.spans) > room:
-                    head = Batch(
-                        batch.origin,
-                        batch.spans[:room],
-                        batch.rejected,
-                        batch.notices,
-                        0,
-                        batch.screened,
-                        batch.offset,
-                        batch.frame_spans,
-                    )
+                    head = msgspec.structs.replace(batch, spans=batch.spans[:room], size=0)
                     batch.spans = batch.spans[room:]
                     batch.rejected = []
                     batch.notices = []

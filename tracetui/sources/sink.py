@@ -35,24 +35,15 @@ class LineSink:
         self.status = status
         self.stop = stop
         self.decoder = LineDecoder()
-        self.framer = LineFramer(first_line_no=first_line_no, stream_start=stream_start)
-        self._stream_start = stream_start
-        self._fresh = True
+        self.framer = self._new_framer(first_line_no, stream_start)
         self._notices: list[tuple[int, str]] = []
         self.screen: ScreenProcess | None = None
         self._sid = -1
         self._frames = 0
         self._frame: tuple[int, int] | None = None
 
-    def screen_with(self, screen: ScreenProcess) -> None:
-        """Ship what this sink frames from now on to a screen process as well (a big read),
-        right after `restart` (the helper's framer starts where this one does)."""
-        if screen.working and self._fresh:
-            self.screen = screen
-            self._sid = screen.open(
-                0, self.framer.next_line_no, self._stream_start, self.framer.line_cap
-            )
-            self._frames = 0
+    def _new_framer(self, first_line_no: int, stream_start: bool) -> LineFramer:
+        return LineFramer(first_line_no=first_line_no, stream_start=stream_start)
 
     def unscreen(self) -> None:
         """Stop shipping to the screen process (the big read is over)."""
@@ -77,35 +68,44 @@ class LineSink:
 
     def feed(self, data: bytes) -> None:
         """Add bytes; completed lines are decoded and shipped (blocks while the channel is full)."""
-        self._fresh = False
         if self.screen is not None:
             self.screen.feed(self._sid, data)
-            self._frame = (self._sid, self._frames)
-            self._frames += 1
-        try:
-            self._ship(self.framer.feed(data), len(data))
-        finally:
-            self._frame = None
+        self._ship_framed(self.framer.feed(data), len(data))
 
     def finish(self) -> None:
         """End of stream: an unfinished last line counts as a line."""
-        self._fresh = False
         if self.screen is not None:
             self.screen.finish(self._sid)
+        self._ship_framed(self.framer.finish(), 0)
+
+    def _ship_framed(self, frame: Frame, size: int) -> None:
+        """Ship what one framer call made, numbered as the screen process numbers it."""
+        if self.screen is not None:
             self._frame = (self._sid, self._frames)
             self._frames += 1
         try:
-            self._ship(self.framer.finish(), 0)
+            self._ship(frame, size)
         finally:
             self._frame = None
 
-    def restart(self, first_line_no: int = 1, stream_start: bool = True) -> int:
-        """Start a new stream (file truncated or replaced); returns unfinished bytes discarded."""
+    def restart(
+        self,
+        first_line_no: int = 1,
+        stream_start: bool = True,
+        screen: ScreenProcess | None = None,
+    ) -> int:
+        """Start a new stream (file truncated or replaced); returns unfinished bytes discarded.
+
+        With a `screen`, what the new stream frames is shipped to that screen process too (a
+        big read), from its very start, so that its framer starts where this one does.
+        """
         self.unscreen()
         lost = self.framer.pending_bytes
-        self.framer = LineFramer(first_line_no=first_line_no, stream_start=stream_start)
-        self._stream_start = stream_start
-        self._fresh = True
+        self.framer = self._new_framer(first_line_no, stream_start)
+        if screen is not None and screen.working:
+            self.screen = screen
+            self._sid = screen.open(0, first_line_no, stream_start, self.framer.line_cap)
+            self._frames = 0
         return lost
 
     def notice(self, text: str, *, flush: bool = True) -> None:
